@@ -1,0 +1,24 @@
+"""Shared fixtures: paths to the data kept beside the project (never committed)."""
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(os.environ.get("ALBERT_NER_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data directory not found: {SHARED} (set ALBERT_NER_SHARED)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def msra_dir(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "msra"
+
+
+@pytest.fixture(scope="session")
+def vocab_path(shared_dir: Path) -> Path:
+    return shared_dir / "pretrained" / "vocab.txt"
