@@ -1,0 +1,211 @@
+"""`albert-ner` command line: train and evaluate Chinese NER models."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from albert_ner.config import PRECISIONS, PRESETS, TrainConfig
+from albert_ner.data.download import DownloadError
+
+log = logging.getLogger("albert_ner")
+
+# Help for every TrainConfig field; the flags themselves are generated from the dataclass.
+FIELD_HELP: Dict[str, str] = {
+    "train_file": "training corpus (char<TAB>tag per line, BIO or BIOES)",
+    "output_dir": "where the model, checkpoints, reports and TensorBoard logs go",
+    "vocab_file": "WordPiece vocab.txt (or ERNIE token<TAB>id vocab) that maps characters to ids",
+    "dev_file": "dev corpus for model selection (default: hold out --dev-fraction of train)",
+    "test_file": "test corpus, evaluated once with the best model (never used for selection)",
+    "dev_fraction": "fraction of train sentences held out as dev when no dev file is given",
+    "encoder_config": "published encoder config JSON (albert_zh, Google ALBERT, BERT, ERNIE)",
+    "encoder_preset": f"encoder size when no --encoder-config is given: {', '.join(PRESETS)}",
+    "encoder_dropout": "dropout inside the encoder (overrides the config's values)",
+    "max_seq_len": "tokens per row incl. [CLS]/[SEP]; longer sentences are windowed, never cut",
+    "window_overlap": "characters shared by consecutive windows of a long sentence",
+    "lstm_units": "BiLSTM units per direction (0 disables the BiLSTM)",
+    "lexicon_dim": "size of jieba word-boundary (B/M/E/S) feature embeddings (0 disables)",
+    "head_dropout": "dropout before the classifier",
+    "batch_size": "training rows per step",
+    "eval_batch_size": "rows per step when predicting",
+    "epochs": "training epochs",
+    "encoder_lr": "peak learning rate of the encoder (default: --head-lr)",
+    "head_lr": "peak learning rate of the BiLSTM/dense/CRF head",
+    "weight_decay": "AdamW decoupled weight decay (not on LayerNorm or biases)",
+    "warmup_ratio": "fraction of steps with linear warmup; then linear decay to 0",
+    "clip_norm": "global gradient-norm clip",
+    "precision": f"{', '.join(PRECISIONS)}; auto = bfloat16 on Ampere+, float16 on older GPUs, float32 on CPU",
+    "jit": "XLA-compile the train and predict steps",
+    "seed": "random seed (init, shuffling, dev hold-out)",
+    "patience": "stop after this many epochs without dev F1 improvement (0: never)",
+    "strict_tags": "make an I-X that does not follow B-X/I-X an error instead of repairing it",
+    "resume": "resume from the last checkpoint in --output-dir if there is one",
+    "max_train_sentences": "use only the first N training sentences (0: all)",
+    "checkpoint_every": "steps between resumable checkpoints",
+    "log_every": "steps between metric lines",
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def str2bool(value: str) -> bool:
+    """Booleans as launchers pass them: true/True/1/yes and false/False/0/no."""
+    v = str(value).strip().lower()
+    if v in ("true", "1", "yes", "y", "on"):
+        return True
+    if v in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {value!r}")
+
+
+def add_train_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, typed from the field's default."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("train_file", "output_dir", "vocab_file"):
+            continue  # resolved from --data-dir and friends
+        help_text = FIELD_HELP.get(f.name, "")
+        default = f.default
+        if isinstance(default, bool):
+            parser.add_argument(_flag(f.name), type=str2bool, nargs="?", const=True, default=None,
+                                metavar="BOOL", help=f"{help_text} (default: {default})")
+            parser.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
+                                help=argparse.SUPPRESS)
+            continue
+        kind: Any = type(default) if default is not None else (float if "lr" in f.name or "dropout" in f.name
+                                                                 else str)
+        parser.add_argument(_flag(f.name), type=kind, default=None, help=f"{help_text} (default: {default})")
+
+
+def resolve_data_files(args: argparse.Namespace) -> Dict[str, Optional[str]]:
+    """train/dev/test paths from explicit flags, else from --data-dir (train.txt, dev.txt, test.txt)."""
+    data_dir = args.data_dir or os.environ.get("ALBERT_NER_DATA_DIR")
+    files: Dict[str, Optional[str]] = {"train_file": args.train_file, "dev_file": args.dev_file,
+                                       "test_file": args.test_file}
+    if data_dir is None and not args.train_file:
+        data_dir = "data/msra"
+        if not Path(data_dir, "train.txt").is_file():
+            from albert_ner.data.download import ensure_msra
+
+            log.info("no --data-dir given and %s/train.txt is missing: fetching MSRA", data_dir)
+            ensure_msra(data_dir)
+    if data_dir:
+        d = Path(data_dir)
+        if not d.is_dir():
+            raise SystemExit(f"error: --data-dir {d} is not a directory")
+        for key, name in (("train_file", "train.txt"), ("dev_file", "dev.txt"), ("test_file", "test.txt")):
+            if files[key] is None and (d / name).is_file():
+                files[key] = str(d / name)
+        if files["train_file"] is None:
+            raise SystemExit(f"error: {d / 'train.txt'} not found (or pass --train-file)")
+    for key, path in files.items():
+        if path and not Path(path).is_file():
+            raise SystemExit(f"error: --{key.replace('_', '-')} {path}: no such file")
+    return files
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """A TrainConfig from --config JSON (if any) overlaid with every flag given."""
+    values: Dict[str, Any] = {}
+    if args.config:
+        from albert_ner.config import load_json
+
+        values.update(load_json(args.config))
+    values.update(resolve_data_files(args))
+    values = {k: v for k, v in values.items() if v is not None or k not in ("train_file",)}
+    vocab = args.vocab_file or values.get("vocab_file") or os.environ.get("ALBERT_NER_VOCAB")
+    if not vocab:
+        raise SystemExit("error: no vocabulary: pass --vocab-file PATH (a WordPiece vocab.txt) "
+                         "or set ALBERT_NER_VOCAB")
+    if not Path(vocab).is_file():
+        raise SystemExit(f"error: --vocab-file {vocab}: no such file")
+    values["vocab_file"] = vocab
+    values["output_dir"] = args.output_dir or values.get("output_dir") or "runs/latest"
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise SystemExit(f"error: {args.config}: unknown setting(s) {', '.join(unknown)}")
+    for name in names - {"train_file", "output_dir", "vocab_file", "dev_file", "test_file"}:
+        v = getattr(args, name, None)
+        if v is not None:
+            values[name] = v
+    try:
+        return TrainConfig(**values)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="albert-ner", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and report entity-level P/R/F1",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--data-dir", help="directory with train.txt [dev.txt] [test.txt] (env ALBERT_NER_DATA_DIR; "
+                                      "default data/msra, downloaded if missing)")
+    t.add_argument("--train-file")
+    t.add_argument("--dev-file")
+    t.add_argument("--test-file")
+    t.add_argument("--vocab-file", help=FIELD_HELP["vocab_file"] + " (env ALBERT_NER_VOCAB)")
+    t.add_argument("--output-dir", help=FIELD_HELP["output_dir"] + " (default runs/latest)")
+    t.add_argument("--config", help="JSON file of TrainConfig settings; flags override it")
+    add_train_config_flags(t)
+
+    e = sub.add_parser("evaluate", help="evaluate a trained model on a labelled corpus")
+    e.add_argument("model_dir", help="a directory written by `albert-ner train`")
+    e.add_argument("data_file", help="labelled corpus (char<TAB>tag per line)")
+    e.add_argument("--output", help="write the report as JSON here")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--jit", type=str2bool, default=True, metavar="BOOL")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from albert_ner.train.loop import train
+
+    cfg = train_config_from_args(args)
+    train(cfg)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from albert_ner.data.corpus import read_corpus
+    from albert_ner.infer.predictor import Predictor
+    from albert_ner.model.store import load_model
+    from albert_ner.train.report import entity_report, format_table, metric_lines
+
+    model, vocab = load_model(args.model_dir)
+    sentences, stats = read_corpus(args.data_file)
+    log.info(stats.summary())
+    predictor = Predictor(model, vocab, batch_size=args.batch_size, jit=args.jit)
+    report = entity_report([s.tags for s in sentences], predictor.predict_sentences(sentences))
+    print(format_table(report))
+    for line in metric_lines("eval", report):
+        print(line)
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate}
+    try:
+        return commands[args.command](args)
+    except (ValueError, FileNotFoundError, DownloadError) as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

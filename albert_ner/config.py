@@ -1,0 +1,257 @@
+"""Configuration as data: encoder, head and training settings, read from and saved as JSON."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Type, TypeVar
+
+T = TypeVar("T")
+
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+EMBEDDING_LAYOUTS = ("project_first", "project_last", "none")
+LN_TYPES = ("postln", "preln")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """Shape and flavour of the Transformer encoder (ALBERT, BERT or ERNIE)."""
+
+    vocab_size: int = 21128
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu_tanh"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    # ALBERT factorised embedding: word vectors of width embedding_size projected to hidden_size.
+    # "project_first" (brightmart albert_zh): project, then add position/type embeddings, LN over H.
+    # "project_last" (Google ALBERT): add position/type at width E, LN over E, then dense E->H.
+    # "none" (BERT/ERNIE): embedding_size == hidden_size, no projection.
+    embedding_size: int = 768
+    embedding_layout: str = "none"
+    # Cross-layer sharing: layer i uses group int(i * num_layer_groups / num_hidden_layers).
+    # ALBERT: 1 group shared by all layers; BERT/ERNIE: one group per layer.
+    num_layer_groups: int = 12
+    ln_type: str = "postln"
+
+    def __post_init__(self) -> None:
+        errors = []
+        if self.hidden_act not in ACTIVATIONS:
+            errors.append(f"hidden_act must be one of {ACTIVATIONS}, got {self.hidden_act!r}")
+        if self.embedding_layout not in EMBEDDING_LAYOUTS:
+            errors.append(f"embedding_layout must be one of {EMBEDDING_LAYOUTS}, got {self.embedding_layout!r}")
+        if self.ln_type not in LN_TYPES:
+            errors.append(f"ln_type must be one of {LN_TYPES}, got {self.ln_type!r}")
+        if self.hidden_size % self.num_attention_heads:
+            errors.append(f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}")
+        if self.embedding_layout == "none" and self.embedding_size != self.hidden_size:
+            errors.append("embedding_layout 'none' needs embedding_size == hidden_size")
+        if not 1 <= self.num_layer_groups <= max(1, self.num_hidden_layers):
+            errors.append(f"num_layer_groups must be in 1..num_hidden_layers, got {self.num_layer_groups}")
+        if errors:
+            raise ValueError("invalid encoder config: " + "; ".join(errors))
+
+    @classmethod
+    def from_pretrained_json(cls, path: str | Path, **overrides: Any) -> "EncoderConfig":
+        """Read an albert_zh, Google ALBERT, BERT or ERNIE config file and map it onto this class."""
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read encoder config: {exc}") from exc
+        return cls.from_pretrained_dict(raw, source=str(path), **overrides)
+
+    @classmethod
+    def from_pretrained_dict(cls, raw: Dict[str, Any], source: str = "<config>", **overrides: Any) -> "EncoderConfig":
+        """Map a published config dict (format detected from its keys) onto EncoderConfig."""
+        required = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+        missing = [k for k in required if k not in raw]
+        if missing:
+            raise ValueError(f"{source}: missing config field(s) {', '.join(missing)}")
+        hidden = int(raw["hidden_size"])
+        layers = int(raw["num_hidden_layers"])
+        is_google_albert = "num_hidden_groups" in raw or "inner_group_num" in raw
+        is_brightmart = "ln_type" in raw or ("embedding_size" in raw and not is_google_albert)
+        is_ernie = "sent_type_vocab_size" in raw or (
+            "intermediate_size" not in raw and int(raw.get("max_position_embeddings", 512)) == 513
+        )
+        if int(raw.get("inner_group_num", 1)) != 1:
+            raise ValueError(f"{source}: inner_group_num {raw['inner_group_num']} is not supported (only 1)")
+        act = str(raw.get("hidden_act", "gelu"))
+        # TF1 BERT/ALBERT "gelu" is the tanh approximation; "gelu_new" is Hugging Face's name for it.
+        act = {"gelu": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_fast": "gelu_tanh"}.get(act, act)
+        if is_google_albert:
+            layout = "project_last"
+            groups = int(raw.get("num_hidden_groups", 1))
+        elif is_brightmart:
+            layout = "project_first"
+            groups = 1
+        else:
+            layout = "none"
+            groups = layers
+        embedding_size = int(raw.get("embedding_size", hidden)) if layout != "none" else hidden
+        values: Dict[str, Any] = dict(
+            vocab_size=int(raw["vocab_size"]),
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=int(raw["num_attention_heads"]),
+            intermediate_size=int(raw.get("intermediate_size", 4 * hidden)),
+            hidden_act=act,
+            hidden_dropout_prob=float(raw.get("hidden_dropout_prob", 0.1)),
+            attention_probs_dropout_prob=float(raw.get("attention_probs_dropout_prob", 0.1)),
+            max_position_embeddings=int(raw.get("max_position_embeddings", 512)),
+            type_vocab_size=int(raw.get("sent_type_vocab_size") or raw.get("type_vocab_size", 2)),
+            initializer_range=float(raw.get("initializer_range", 0.02)),
+            # Paddle's LayerNorm defaults to 1e-5; TF1 contrib layer_norm hardcodes 1e-12.
+            layer_norm_eps=float(raw.get("layer_norm_eps", 1e-5 if is_ernie else 1e-12)),
+            embedding_size=embedding_size,
+            embedding_layout=layout,
+            num_layer_groups=groups,
+            ln_type=str(raw.get("ln_type") or "postln"),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadConfig:
+    """The tagging head on top of the encoder: optional word-boundary features, BiLSTM, dense, CRF."""
+
+    lstm_units: int = 128
+    lexicon_dim: int = 0  # 0 disables jieba word-boundary (B/M/E/S) features
+    dropout: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a trained model: encoder, head, label set and input length."""
+
+    encoder: EncoderConfig
+    head: HeadConfig
+    labels: Tuple[str, ...]
+    max_seq_len: int = 128
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Dict[str, Any]) -> "ModelConfig":
+        return cls(
+            encoder=from_dict(EncoderConfig, raw["encoder"]),
+            head=from_dict(HeadConfig, raw["head"]),
+            labels=tuple(raw["labels"]),
+            max_seq_len=int(raw["max_seq_len"]),
+        )
+
+
+def from_dict(cls: Type[T], raw: Dict[str, Any], source: str = "config") -> T:
+    """Build a dataclass from a dict, rejecting unknown keys by name."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ValueError(f"{source}: unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    return cls(**raw)
+
+
+def save_json(obj: Any, path: str | Path) -> None:
+    """Write a dataclass or dict as pretty UTF-8 JSON."""
+    data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def load_json(path: str | Path) -> Dict[str, Any]:
+    """Read a JSON object, naming the file on error."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read JSON: {exc}") from exc
+
+
+# Named encoder sizes for training from random init (no pretrained weights) and for tests.
+PRESETS: Dict[str, Dict[str, Any]] = {
+    # A CPU-sized ALBERT-style encoder: factorised embedding, 2 unshared layers.
+    "cpu-small": dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=4, intermediate_size=1024,
+                      embedding_size=128, embedding_layout="project_first", num_layer_groups=2,
+                      hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1),
+    # Tiny encoder for tests and smoke runs.
+    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                 embedding_size=16, embedding_layout="project_first", num_layer_groups=1,
+                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+    # No Transformer layers: embedding (+ lexicon) straight into the BiLSTM-CRF head.
+    "embedding-only": dict(hidden_size=128, num_hidden_layers=0, num_attention_heads=1, intermediate_size=128,
+                           embedding_size=128, embedding_layout="none", num_layer_groups=1,
+                           hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.0),
+}
+
+
+def preset_encoder(name: str, vocab_size: int, **overrides: Any) -> EncoderConfig:
+    """An EncoderConfig from a named preset (see PRESETS) for a vocabulary size."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown encoder preset {name!r}; choose one of {', '.join(PRESETS)}")
+    values = dict(PRESETS[name], vocab_size=vocab_size)
+    values.update(overrides)
+    return EncoderConfig(**values)
+
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run: data, model shape, optimisation and bookkeeping. Saved beside the model."""
+
+    train_file: str
+    output_dir: str
+    vocab_file: str
+    dev_file: Optional[str] = None
+    test_file: Optional[str] = None
+    # Without a dev file this fraction of train sentences (a seeded random choice) is held out
+    # for model selection; the test set is never used for selection.
+    dev_fraction: float = 0.05
+    encoder_config: Optional[str] = None  # a published albert/bert/ernie config JSON
+    encoder_preset: str = "cpu-small"  # used when encoder_config is not given
+    encoder_dropout: Optional[float] = None  # overrides the config's dropouts (0.0 in albert_zh configs)
+    max_seq_len: int = 128
+    window_overlap: int = 32
+    lstm_units: int = 128
+    lexicon_dim: int = 0
+    head_dropout: float = 0.1
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    epochs: int = 3
+    encoder_lr: Optional[float] = None  # default: head_lr from random init, 5e-5 for a pretrained encoder
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    clip_norm: float = 1.0
+    precision: str = "auto"
+    jit: bool = True
+    seed: int = 42
+    patience: int = 3  # epochs without dev F1 improvement before stopping; 0 disables
+    strict_tags: bool = False
+    resume: bool = True
+    max_train_sentences: int = 0  # 0 = all; for smoke runs
+    checkpoint_every: int = 500  # steps between resumable checkpoints (and at every epoch end)
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        errors = []
+        if self.precision not in PRECISIONS:
+            errors.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not 0.0 <= self.dev_fraction < 1.0:
+            errors.append(f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
+        if self.max_seq_len < 3 or self.max_seq_len > 4096:
+            errors.append(f"max_seq_len must be in 3..4096, got {self.max_seq_len}")
+        if not 0 <= self.window_overlap < self.max_seq_len - 2:
+            errors.append(f"window_overlap must be in 0..max_seq_len-3, got {self.window_overlap}")
+        for name in ("batch_size", "eval_batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                errors.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if errors:
+            raise ValueError("invalid training config: " + "; ".join(errors))

@@ -1,0 +1,174 @@
+"""Sentences -> windows -> fixed-shape padded batches -> tf.data.
+
+Every window becomes one row `[CLS] chars [SEP]`, padded to the smallest of a few bucket
+lengths, and every batch has exactly `batch_size` rows (short batches are filled with empty
+rows of length 0, which the loss ignores). So XLA compiles one program per bucket, and no
+window is ever dropped.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from albert_ner.data.corpus import Sentence
+from albert_ner.data.lexicon import word_boundaries_for
+from albert_ner.data.vocab import Vocab
+from albert_ner.data.windows import window_spans
+
+Batch = Dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """Characters [start, end) of sentence number `sentence`."""
+
+    sentence: int
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+@dataclasses.dataclass
+class EncodedCorpus:
+    """Per-sentence id arrays (one entry per character), computed once per corpus."""
+
+    token_ids: List[np.ndarray]
+    label_ids: Optional[List[np.ndarray]]
+    word_boundaries: Optional[List[np.ndarray]]
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+
+def label_index(labels: Sequence[str]) -> Dict[str, int]:
+    """Tag string -> id."""
+    return {tag: i for i, tag in enumerate(labels)}
+
+
+def labels_from_sentences(sentences: Sequence[Sentence]) -> Tuple[str, ...]:
+    """The label vocabulary of a training corpus: "O" first, then the rest sorted by type then prefix."""
+    seen = {tag for s in sentences for tag in (s.tags or ())}
+    seen.discard("O")
+    rest = sorted(seen, key=lambda t: (t[2:], t[:1]))
+    return ("O",) + tuple(rest)
+
+
+def encode_corpus(sentences: Sequence[Sentence], vocab: Vocab, labels: Optional[Sequence[str]],
+                  lexicon: bool) -> EncodedCorpus:
+    """Map characters to vocab ids and tags to label ids; unknown tags are an error naming file:line."""
+    token_ids = [vocab.encode(s.chars) for s in sentences]
+    label_ids = None
+    if labels is not None:
+        index = label_index(labels)
+        label_ids = []
+        for s in sentences:
+            if s.tags is None:
+                raise ValueError(f"{s.source}:{s.line}: sentence has no tags")
+            try:
+                label_ids.append(np.fromiter((index[t] for t in s.tags), dtype=np.int32, count=len(s.tags)))
+            except KeyError as exc:
+                offset = next(i for i, t in enumerate(s.tags) if t not in index)
+                raise ValueError(f"{s.source}:{s.line + offset}: tag {exc.args[0]!r} is not in the model's "
+                                 f"label set {list(labels)}") from None
+    boundaries = word_boundaries_for(s.text for s in sentences) if lexicon else None
+    return EncodedCorpus(token_ids, label_ids, boundaries)
+
+
+def make_windows(lengths: Sequence[int], max_chars: int, overlap: int) -> List[Window]:
+    """Split every sentence into overlapping windows of at most max_chars characters."""
+    return [Window(i, a, b) for i, n in enumerate(lengths) for a, b in window_spans(n, max_chars, overlap)]
+
+
+def bucket_lengths(max_seq_len: int) -> Tuple[int, ...]:
+    """Padded row lengths (incl. [CLS]/[SEP]): powers of two from 32, capped by max_seq_len."""
+    sizes = []
+    size = 32
+    while size < max_seq_len:
+        sizes.append(size)
+        size *= 2
+    sizes.append(max_seq_len)
+    return tuple(sizes)
+
+
+class BatchPlanner:
+    """Groups windows into fixed-shape batches by bucket; deterministic per (seed, epoch)."""
+
+    def __init__(self, corpus: EncodedCorpus, windows: Sequence[Window], batch_size: int, max_seq_len: int,
+                 cls_id: int, sep_id: int, pad_id: int = 0):
+        self.corpus = corpus
+        self.windows = list(windows)
+        self.batch_size = batch_size
+        self.cls_id, self.sep_id, self.pad_id = cls_id, sep_id, pad_id
+        self.buckets = bucket_lengths(max_seq_len)
+        too_long = [w for w in self.windows if w.length + 2 > max_seq_len]
+        if too_long:
+            raise ValueError(f"{len(too_long)} windows exceed max_seq_len {max_seq_len}")
+        lengths = np.array([w.length + 2 for w in self.windows], dtype=np.int64)
+        self.bucket_of = np.searchsorted(np.array(self.buckets), lengths) if len(lengths) else lengths
+
+    def plan(self, shuffle: bool, seed: int = 0, epoch: int = 0) -> List[Tuple[int, np.ndarray]]:
+        """(bucket length, window indices) per batch; shuffled within buckets and across batches."""
+        rng = np.random.default_rng([seed, epoch])
+        batches: List[Tuple[int, np.ndarray]] = []
+        for b, bucket_len in enumerate(self.buckets):
+            members = np.flatnonzero(self.bucket_of == b)
+            if shuffle:
+                members = rng.permutation(members)
+            for i in range(0, len(members), self.batch_size):
+                batches.append((bucket_len, members[i:i + self.batch_size]))
+        if shuffle:
+            order = rng.permutation(len(batches))
+            batches = [batches[i] for i in order]
+        return batches
+
+    def num_batches(self) -> int:
+        return len(self.plan(shuffle=False))
+
+    def materialize(self, bucket_len: int, indices: np.ndarray) -> Batch:
+        """Numpy arrays for one batch of windows, padded to [batch_size, bucket_len]."""
+        bsz, chars = self.batch_size, bucket_len - 2
+        token_ids = np.full((bsz, bucket_len), self.pad_id, dtype=np.int32)
+        lengths = np.zeros(bsz, dtype=np.int32)
+        labels = np.zeros((bsz, chars), dtype=np.int32)
+        boundaries = np.zeros((bsz, chars), dtype=np.int32)
+        c = self.corpus
+        for row, wi in enumerate(indices):
+            w = self.windows[wi]
+            n = w.length
+            lengths[row] = n
+            token_ids[row, 0] = self.cls_id
+            token_ids[row, 1:n + 1] = c.token_ids[w.sentence][w.start:w.end]
+            token_ids[row, n + 1] = self.sep_id
+            if c.label_ids is not None:
+                labels[row, :n] = c.label_ids[w.sentence][w.start:w.end]
+            if c.word_boundaries is not None:
+                boundaries[row, :n] = c.word_boundaries[w.sentence][w.start:w.end]
+        batch: Batch = {"token_ids": token_ids, "lengths": lengths}
+        if c.word_boundaries is not None:
+            batch["word_boundaries"] = boundaries
+        if c.label_ids is not None:
+            batch["labels"] = labels
+        return batch
+
+    def iterate(self, shuffle: bool, seed: int = 0, epoch: int = 0, skip: int = 0) -> Iterator[Batch]:
+        """Materialised batches of one epoch, starting after `skip` batches (for resume)."""
+        for bucket_len, indices in self.plan(shuffle, seed, epoch)[skip:]:
+            yield self.materialize(bucket_len, indices)
+
+    def dataset(self, shuffle: bool, seed: int = 0, epoch: int = 0, skip: int = 0):
+        """A prefetching tf.data.Dataset over `iterate` (batch assembly overlaps the train step)."""
+        import tensorflow as tf
+
+        spec = {"token_ids": tf.TensorSpec([self.batch_size, None], tf.int32),
+                "lengths": tf.TensorSpec([self.batch_size], tf.int32)}
+        if self.corpus.word_boundaries is not None:
+            spec["word_boundaries"] = tf.TensorSpec([self.batch_size, None], tf.int32)
+        if self.corpus.label_ids is not None:
+            spec["labels"] = tf.TensorSpec([self.batch_size, None], tf.int32)
+        ds = tf.data.Dataset.from_generator(lambda: self.iterate(shuffle, seed, epoch, skip), output_signature=spec)
+        return ds.prefetch(tf.data.AUTOTUNE)

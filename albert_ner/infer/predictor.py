@@ -1,0 +1,67 @@
+"""In-process prediction: sentences -> windows -> Viterbi tags -> merged per-character tags.
+
+Evaluation, file tagging and export checks all predict through this one path, so every
+character of every sentence gets a tag, however long the sentence.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from albert_ner.data.corpus import Sentence
+from albert_ner.data.pipeline import BatchPlanner, encode_corpus, make_windows
+from albert_ner.data.vocab import Vocab
+from albert_ner.data.windows import merge_spans
+from albert_ner.model.tagger import NerTagger
+
+INPUT_KEYS = ("token_ids", "lengths", "word_boundaries")
+
+
+class Predictor:
+    """Tags sentences with a NerTagger; windows long ones and merges them back."""
+
+    def __init__(self, model: NerTagger, vocab: Vocab, batch_size: int = 64, window_overlap: Optional[int] = None,
+                 jit: bool = True):
+        self.model = model
+        self.vocab = vocab
+        self.batch_size = batch_size
+        self.max_seq_len = model.config.max_seq_len
+        self.max_chars = self.max_seq_len - 2
+        self.overlap = window_overlap if window_overlap is not None else self.max_chars // 4
+        self.labels = model.config.labels
+        self._decode = tf.function(model.decode, jit_compile=jit, reduce_retracing=True)
+
+    def decode_batches(self, planner: BatchPlanner) -> List[np.ndarray]:
+        """Tag ids for every window of the planner, indexed like planner.windows."""
+        out: List[np.ndarray] = [np.zeros(0, np.int32)] * len(planner.windows)
+        for bucket_len, indices in planner.plan(shuffle=False):
+            batch = planner.materialize(bucket_len, indices)
+            inputs = {k: tf.constant(batch[k]) for k in INPUT_KEYS if k in batch}
+            tags = self._decode(inputs).numpy()
+            for row, wi in enumerate(indices):
+                out[wi] = tags[row, : planner.windows[wi].length]
+        return out
+
+    def predict_sentences(self, sentences: Sequence[Sentence]) -> List[List[str]]:
+        """One tag string per character of every sentence."""
+        lexicon = self.model.config.head.lexicon_dim > 0
+        corpus = encode_corpus(sentences, self.vocab, labels=None, lexicon=lexicon)
+        windows = make_windows([len(s.chars) for s in sentences], self.max_chars, self.overlap)
+        planner = BatchPlanner(corpus, windows, self.batch_size, self.max_seq_len,
+                               self.vocab.cls_id, self.vocab.sep_id, self.vocab.pad_id)
+        window_tags = self.decode_batches(planner)
+        per_sentence: List[List[tuple]] = [[] for _ in sentences]
+        for w, tags in zip(windows, window_tags):
+            per_sentence[w.sentence].append(((w.start, w.end), tags))
+        results = []
+        for s, parts in zip(sentences, per_sentence):
+            spans = [p[0] for p in parts]
+            merged = merge_spans(len(s.chars), spans, [p[1] for p in parts])
+            results.append([self.labels[i] for i in merged])
+        return results
+
+    def predict_texts(self, texts: Sequence[str]) -> List[List[str]]:
+        """Tags for raw strings, one per character."""
+        return self.predict_sentences([Sentence(tuple(t), None, "<text>", i + 1) for i, t in enumerate(texts)])

@@ -1,0 +1,292 @@
+"""The training run: data, model, XLA-compiled train step, dev-based selection, resume, final report.
+
+A hand-written loop rather than model.fit: resuming mid-epoch at the exact batch, two learning
+rates with one loss scale, and fixed-shape bucketed batches are all simpler to get right here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from albert_ner.config import (EncoderConfig, HeadConfig, ModelConfig, TrainConfig, load_json, preset_encoder,
+                               save_json)
+from albert_ner.data.corpus import Sentence
+from albert_ner.data.pipeline import BatchPlanner, encode_corpus, labels_from_sentences, make_windows
+from albert_ner.data.splits import Splits, load_splits
+from albert_ner.data.vocab import Vocab
+from albert_ner.infer.predictor import INPUT_KEYS, Predictor
+from albert_ner.model import store
+from albert_ner.model.tagger import NerTagger
+from albert_ner.train.optim import DynamicLossScale, make_optimizer
+from albert_ner.train.precision import apply_precision
+from albert_ner.train.report import entity_report, format_table, metric_lines
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+RESULTS_FILE = "eval_results.json"
+TRAIN_CONFIG_FILE = "train_config.json"
+
+
+def emit(line: str) -> None:
+    """Print one metric line to stdout at once (log scrapers such as SageMaker's read these)."""
+    print(line, flush=True)
+
+
+def build_model_config(cfg: TrainConfig, vocab: Vocab, labels) -> ModelConfig:
+    """Encoder from a published config JSON or a named preset, plus the head from the run config."""
+    overrides = {}
+    if cfg.encoder_dropout is not None:
+        overrides = dict(hidden_dropout_prob=cfg.encoder_dropout, attention_probs_dropout_prob=cfg.encoder_dropout)
+    if cfg.encoder_config:
+        encoder = EncoderConfig.from_pretrained_json(cfg.encoder_config, **overrides)
+    else:
+        encoder = preset_encoder(cfg.encoder_preset, vocab_size=len(vocab), **overrides)
+    if encoder.vocab_size < len(vocab):
+        raise ValueError(f"{cfg.vocab_file}: {len(vocab)} tokens, but the encoder has only "
+                         f"{encoder.vocab_size} embedding rows")
+    if cfg.max_seq_len > encoder.max_position_embeddings:
+        raise ValueError(f"max_seq_len {cfg.max_seq_len} exceeds the encoder's "
+                         f"{encoder.max_position_embeddings} positions")
+    head = HeadConfig(lstm_units=cfg.lstm_units, lexicon_dim=cfg.lexicon_dim, dropout=cfg.head_dropout)
+    return ModelConfig(encoder=encoder, head=head, labels=tuple(labels), max_seq_len=cfg.max_seq_len)
+
+
+class TrainState(tf.Module):
+    """Where training stands; checkpointed with the model and optimizers for exact resume."""
+
+    def __init__(self):
+        super().__init__(name="train_state")
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.batch_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.best_f1 = tf.Variable(-1.0, dtype=tf.float32, trainable=False)
+        self.best_epoch = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        self.bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.samples = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+
+class Trainer:
+    """Runs one TrainConfig end to end and writes a self-contained model directory."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.output_dir)
+
+    # ---- setup -------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        cfg = self.cfg
+        tf.keras.utils.set_random_seed(cfg.seed)
+        self.policy = apply_precision(cfg.precision)
+        self.vocab = Vocab.from_file(cfg.vocab_file)
+        self.splits: Splits = load_splits(cfg.train_file, cfg.dev_file, cfg.test_file, cfg.dev_fraction, cfg.seed,
+                                          strict=cfg.strict_tags, max_train_sentences=cfg.max_train_sentences)
+        labels = labels_from_sentences(self.splits.train)
+        self.model_config = build_model_config(cfg, self.vocab, labels)
+        self._check_resume_compatible()
+        store.write_model_files(self.out, self.model_config, cfg.vocab_file)
+        save_json(cfg, self.out / TRAIN_CONFIG_FILE)
+        unknown = self.vocab.unknown_chars(c for s in self.splits.train for c in s.chars)
+        if unknown:
+            log.info("%d distinct training characters (%d occurrences) map to [UNK]; most common: %s",
+                     len(unknown), sum(unknown.values()), " ".join(c for c, _ in unknown.most_common(10)))
+
+        lexicon = self.model_config.head.lexicon_dim > 0
+        t0 = time.time()
+        train_corpus = encode_corpus(self.splits.train, self.vocab, labels, lexicon)
+        max_chars = cfg.max_seq_len - 2
+        windows = make_windows([len(s.chars) for s in self.splits.train], max_chars, cfg.window_overlap)
+        split = len(windows) - len(self.splits.train)
+        if split:
+            log.info("%d long training sentences were split into overlapping windows (%d extra rows)",
+                     sum(len(s.chars) > max_chars for s in self.splits.train), split)
+        self.planner = BatchPlanner(train_corpus, windows, cfg.batch_size, cfg.max_seq_len,
+                                    self.vocab.cls_id, self.vocab.sep_id, self.vocab.pad_id)
+        self.steps_per_epoch = self.planner.num_batches()
+        log.info("encoded %d training windows into %d batches/epoch (buckets %s) in %.1fs",
+                 len(windows), self.steps_per_epoch, self.planner.buckets, time.time() - t0)
+
+        self.model = NerTagger(self.model_config)
+        self.model.build_weights()
+        log.info("model: %s encoder parameters, %s head parameters",
+                 f"{_count(self.model.encoder_variables):,}", f"{_count(self.model.head_variables):,}")
+        total = self.steps_per_epoch * cfg.epochs
+        warmup = int(cfg.warmup_ratio * total)
+        encoder_lr = cfg.encoder_lr if cfg.encoder_lr is not None else cfg.head_lr
+        self.encoder_opt = make_optimizer(encoder_lr, cfg.weight_decay, warmup, total,
+                                          self.model.encoder_variables, "encoder_adamw")
+        self.head_opt = make_optimizer(cfg.head_lr, cfg.weight_decay, warmup, total,
+                                       self.model.head_variables, "head_adamw")
+        self.loss_scale = DynamicLossScale() if self.policy == "mixed_float16" else None
+        self.state = TrainState()
+        tracked = dict(model=self.model, encoder_optimizer=self.encoder_opt, head_optimizer=self.head_opt,
+                       state=self.state)
+        if self.loss_scale is not None:
+            tracked["loss_scale"] = self.loss_scale
+        self.checkpoint = tf.train.Checkpoint(**tracked)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.out / CHECKPOINT_DIR), max_to_keep=1)
+        self.train_step = tf.function(self._train_step, jit_compile=cfg.jit, reduce_retracing=True)
+        self.predictor = Predictor(self.model, self.vocab, cfg.eval_batch_size, cfg.window_overlap, jit=cfg.jit)
+
+    def _check_resume_compatible(self) -> None:
+        path = self.out / store.CONFIG_FILE
+        if self.cfg.resume and (self.out / CHECKPOINT_DIR).is_dir() and path.is_file():
+            if load_json(path) != json.loads(json.dumps(dataclasses.asdict(self.model_config))):
+                raise ValueError(f"{self.out}: holds a checkpoint of a different model configuration; "
+                                 "use another --output-dir or --no-resume")
+
+    # ---- the compiled step -------------------------------------------------------------------
+    def _train_step(self, batch: Dict[str, tf.Tensor]):
+        model = self.model
+        inputs = {k: batch[k] for k in INPUT_KEYS if k in batch}
+        enc_vars, head_vars = model.encoder_variables, model.head_variables
+        with tf.GradientTape() as tape:
+            loss = model.nll_loss(inputs, batch["labels"], training=True)
+            scaled = loss * self.loss_scale.scale if self.loss_scale is not None else loss
+        grads = tape.gradient(scaled, enc_vars + head_vars)
+        finite = tf.constant(True)
+        if self.loss_scale is not None:
+            grads, finite = self.loss_scale.unscale(grads)
+        grads, norm = tf.clip_by_global_norm(grads, self.cfg.clip_norm)
+        n_enc = len(enc_vars)
+
+        def apply():
+            self.encoder_opt.apply_gradients(zip(grads[:n_enc], enc_vars))
+            self.head_opt.apply_gradients(zip(grads[n_enc:], head_vars))
+            return tf.constant(True)
+
+        if self.loss_scale is not None:
+            tf.cond(finite, apply, lambda: tf.constant(False))  # skip the update on overflow
+            self.loss_scale.update(finite)
+        else:
+            apply()
+        return loss, norm, finite
+
+    # ---- evaluation --------------------------------------------------------------------------
+    def evaluate(self, sentences: List[Sentence]) -> Dict:
+        """Entity-level report over every character of every sentence."""
+        pred = self.predictor.predict_sentences(sentences)
+        return entity_report([s.tags for s in sentences], pred)
+
+    # ---- the run -----------------------------------------------------------------------------
+    def run(self) -> Dict:
+        """Train, select on dev, evaluate the best model on dev and test; returns the results."""
+        started = time.time()
+        self._setup()
+        cfg, state = self.cfg, self.state
+        if cfg.resume and self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            log.info("resumed from %s at epoch %d, batch %d", self.manager.latest_checkpoint,
+                     int(state.epoch), int(state.batch_in_epoch))
+        writer = tf.summary.create_file_writer(str(self.out / "tensorboard"))
+        train_seconds, train_samples = 0.0, 0
+        from tqdm import tqdm
+
+        while int(state.epoch) < cfg.epochs and not self._should_stop():
+            epoch, skip = int(state.epoch), int(state.batch_in_epoch)
+            bar = tqdm(total=self.steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       unit="batch", disable=None, mininterval=2.0)
+            losses: List[float] = []
+            t_epoch = time.time()
+            for batch in self.planner.dataset(shuffle=True, seed=cfg.seed, epoch=epoch, skip=skip):
+                t0 = time.time()
+                loss, norm, finite = self.train_step(batch)
+                loss = float(loss)
+                rows = int(np.count_nonzero(batch["lengths"].numpy()))
+                if int(state.samples) > 0:  # leave the first (compiling) step out of the speed
+                    train_seconds += time.time() - t0
+                    train_samples += rows
+                state.samples.assign_add(rows)
+                state.batch_in_epoch.assign_add(1)
+                losses.append(loss)
+                step = int(self.head_opt.iterations)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                if not np.isfinite(loss):
+                    raise FloatingPointError(f"training loss became {loss} at step {step}")
+                if step % cfg.log_every == 0:
+                    speed = train_samples / train_seconds if train_seconds else 0.0
+                    emit(f"step = {step}; train_loss = {np.mean(losses[-cfg.log_every:]):.4f}; "
+                         f"samples_per_sec = {speed:.1f}")
+                    with writer.as_default(step=step):
+                        tf.summary.scalar("train/loss", loss)
+                        tf.summary.scalar("train/grad_norm", norm)
+                        tf.summary.scalar("train/head_lr", self.head_opt.learning_rate)
+                if step % cfg.checkpoint_every == 0:
+                    self.manager.save(checkpoint_number=step)
+            bar.close()
+            report = self.evaluate(self.splits.dev)
+            f1 = report["f1"]
+            emit(f"epoch = {epoch + 1}; epoch_train_loss = {np.mean(losses) if losses else float('nan'):.4f}; "
+                 f"dev_f1 = {f1:.4f}; epoch_seconds = {time.time() - t_epoch:.1f}")
+            with writer.as_default(step=int(self.head_opt.iterations)):
+                tf.summary.scalar("dev/f1", f1)
+                tf.summary.scalar("dev/precision", report["precision"])
+                tf.summary.scalar("dev/recall", report["recall"])
+            if f1 > float(state.best_f1):
+                state.best_f1.assign(f1)
+                state.best_epoch.assign(epoch + 1)
+                state.bad_epochs.assign(0)
+                store.save_weights(self.model, self.out)
+                log.info("new best dev F1 %.4f at epoch %d: weights saved to %s", f1, epoch + 1,
+                         self.out / store.WEIGHTS_PREFIX)
+            else:
+                state.bad_epochs.assign_add(1)
+            state.epoch.assign_add(1)
+            state.batch_in_epoch.assign(0)
+            self.manager.save(checkpoint_number=int(self.head_opt.iterations))
+        writer.flush()
+        return self._final_report(started, train_samples, train_seconds)
+
+    def _should_stop(self) -> bool:
+        if self.cfg.patience and int(self.state.bad_epochs) >= self.cfg.patience:
+            log.info("early stopping: no dev F1 improvement for %d epochs", int(self.state.bad_epochs))
+            return True
+        return False
+
+    def _final_report(self, started: float, train_samples: int, train_seconds: float) -> Dict:
+        """Reload the best weights, evaluate dev (and test), write eval_results.json, print metric lines."""
+        if not tf.io.gfile.exists(str(self.out / store.WEIGHTS_PREFIX) + ".index"):
+            store.save_weights(self.model, self.out)  # e.g. epochs already done on resume with no best yet
+        tf.train.Checkpoint(model=self.model).read(str(self.out / store.WEIGHTS_PREFIX)).expect_partial()
+        results: Dict = {
+            "best_epoch": int(self.state.best_epoch),
+            "epochs_run": int(self.state.epoch),
+            "steps": int(self.head_opt.iterations),
+            "dev_source": self.splits.dev_source,
+            "precision_policy": self.policy,
+            "train_samples_per_sec": (train_samples / train_seconds) if train_seconds else None,
+            "corpora": [dataclasses.asdict(s) for s in self.splits.stats],
+        }
+        for name, sentences in (("dev", self.splits.dev), ("test", self.splits.test)):
+            if not sentences:
+                continue
+            report = self.evaluate(sentences)
+            results[name] = report
+            log.info("%s (%d sentences, %d chars):\n%s", name, report["sentences"], report["chars"],
+                     format_table(report))
+            for line in metric_lines(name, report):
+                emit(line)
+        # The headline: test when there is a test set, else dev.
+        headline = results.get("test") or results["dev"]
+        for line in metric_lines("eval", headline):
+            emit(line)
+        results["wall_seconds"] = time.time() - started
+        save_json(results, self.out / RESULTS_FILE)
+        log.info("results written to %s", self.out / RESULTS_FILE)
+        return results
+
+
+def _count(variables) -> int:
+    return int(sum(np.prod(v.shape) for v in variables))
+
+
+def train(cfg: TrainConfig) -> Dict:
+    """Run one training configuration; see Trainer."""
+    return Trainer(cfg).run()
