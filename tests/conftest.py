@@ -10,6 +10,8 @@ SHARED = Path(os.environ.get("ALBERT_NER_SHARED", Path(__file__).resolve().paren
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
+        if os.environ.get("ALBERT_NER_REQUIRE_SHARED"):
+            pytest.fail(f"shared data directory not found: {SHARED}")
         pytest.skip(f"shared data directory not found: {SHARED} (set ALBERT_NER_SHARED)")
     return SHARED
 

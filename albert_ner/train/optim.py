@@ -23,11 +23,12 @@ class WarmupLinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
-        warm = tf.cast(max(self.warmup_steps, 1), tf.float32)
+        warm = tf.cast(self.warmup_steps, tf.float32)
         total = tf.cast(self.total_steps, tf.float32)
-        up = step / warm
         down = tf.maximum(total - step, 0.0) / tf.maximum(total - warm, 1.0)
-        factor = tf.where(step < warm, up, down) if self.warmup_steps > 0 else down
+        if self.warmup_steps == 0:
+            return self.peak * down
+        factor = tf.where(step < warm, step / warm, down)
         return self.peak * factor
 
     def get_config(self):

@@ -1,0 +1,114 @@
+"""End-to-end training: overfitting a slice, resume after interruption, save/restore, mixed precision."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from albert_ner.config import TrainConfig
+from albert_ner.data.corpus import read_corpus
+from albert_ner.infer.predictor import Predictor
+from albert_ner.model.store import load_model
+from albert_ner.train.loop import Trainer, train
+
+
+def tiny_config(train_file, out, vocab_path, **kw):
+    values = dict(train_file=str(train_file), dev_file=str(train_file), output_dir=str(out),
+                  vocab_file=str(vocab_path), encoder_preset="tiny", lstm_units=16, head_dropout=0.0,
+                  max_seq_len=64, window_overlap=8, batch_size=4, eval_batch_size=8, epochs=1,
+                  head_lr=1e-2, warmup_ratio=0.0, weight_decay=0.0, patience=0, log_every=1000)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+@pytest.mark.slow
+def test_tiny_model_overfits_20_msra_sentences(msra_slice, tmp_path, vocab_path):
+    data = msra_slice(20)
+    cfg = tiny_config(data, tmp_path / "run", vocab_path, epochs=40, lexicon_dim=4)
+    results = train(cfg)
+    assert results["dev"]["f1"] == 1.0
+    assert results["dev"]["sentences"] == 20
+    saved = json.loads((tmp_path / "run" / "eval_results.json").read_text())
+    assert saved["dev"]["f1"] == 1.0 and saved["best_epoch"] >= 1
+
+
+class InterruptedTrainer(Trainer):
+    """Raises after a given number of train steps, as a killed job would stop."""
+
+    def __init__(self, cfg, stop_after):
+        super().__init__(cfg)
+        self.stop_after = stop_after
+
+    def _setup(self):
+        super()._setup()
+        step, calls = self.train_step, [0]
+
+        def counted(batch):
+            calls[0] += 1
+            if calls[0] > self.stop_after:
+                raise KeyboardInterrupt("simulated interruption")
+            return step(batch)
+
+        self.train_step = counted
+
+
+def _weights(out):
+    model, _ = load_model(out)
+    return {v.name: v.numpy() for v in model.weights}
+
+
+def test_resume_after_interruption_gives_the_same_model(msra_slice, tmp_path, vocab_path):
+    data = msra_slice(24)
+    # 24 sentences, batch 4 => 6 batches/epoch; 2 epochs; checkpoints every 4 steps.
+    common = dict(epochs=2, checkpoint_every=4, dev_file=None, dev_fraction=0.25)
+    straight = tiny_config(data, tmp_path / "straight", vocab_path, **common)
+    train(straight)
+
+    resumed = tiny_config(data, tmp_path / "resumed", vocab_path, **common)
+    with pytest.raises(KeyboardInterrupt):
+        InterruptedTrainer(resumed, stop_after=7).run()  # dies in epoch 2, after the step-4 checkpoint... and epoch end
+    results = train(resumed)
+    assert results["steps"] == 2 * 5  # 18 train sentences -> 5 batches of 4 per epoch
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=1e-5, err_msg=name)
+
+
+def test_saved_model_restores_and_predicts_identically(msra_slice, tmp_path, vocab_path):
+    data = msra_slice(12)
+    cfg = tiny_config(data, tmp_path / "run", vocab_path, epochs=2, lexicon_dim=4)
+    trainer = Trainer(cfg)
+    trainer.run()
+    sentences, _ = read_corpus(data)
+    before = trainer.predictor.predict_sentences(sentences)
+    model, vocab = load_model(tmp_path / "run")
+    after = Predictor(model, vocab, batch_size=8).predict_sentences(sentences)
+    assert before == after
+    for v_saved, v_live in zip(model.weights, trainer.model.weights):
+        np.testing.assert_array_equal(v_saved.numpy(), v_live.numpy())
+
+
+def test_mixed_float16_train_step_compiles_and_runs_on_cpu(msra_slice, tmp_path, vocab_path):
+    data = msra_slice(8)
+    cfg = tiny_config(data, tmp_path / "run", vocab_path, precision="mixed_float16", epochs=1)
+    try:
+        trainer = Trainer(cfg)
+        results = trainer.run()
+        assert results["precision_policy"] == "mixed_float16"
+        assert trainer.loss_scale is not None and float(trainer.loss_scale.scale) > 1.0
+        assert trainer.model.crf.transitions.dtype == tf.float32
+        assert np.isfinite(results["dev"]["f1"])
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+
+
+def test_long_sentences_are_windowed_and_every_char_is_evaluated(msra_dir, tmp_path, vocab_path):
+    # One 300-char sentence with max_seq_len 64 => several windows; evaluation covers all 300 chars.
+    sentences, _ = read_corpus(msra_dir / "test.txt")
+    long_one = next(s for s in sentences if 300 <= len(s.chars) <= 600)
+    path = tmp_path / "long.txt"
+    path.write_text("".join(f"{c}\t{t}\n" for c, t in zip(long_one.chars, long_one.tags)), encoding="utf-8")
+    cfg = tiny_config(path, tmp_path / "run", vocab_path, epochs=1)
+    results = train(cfg)
+    assert results["dev"]["chars"] == len(long_one.chars)
