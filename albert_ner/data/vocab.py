@@ -1,0 +1,158 @@
+"""Character -> id mapping onto WordPiece (or ERNIE `token<TAB>id`) vocabularies, one id per character."""
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections import Counter
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+PathLike = Union[str, "os.PathLike[str]"]
+PAD, UNK, CLS, SEP = "[PAD]", "[UNK]", "[CLS]", "[SEP]"
+REQUIRED_SPECIALS = (PAD, UNK, CLS, SEP)
+WHITESPACE_TOKENS = ("[unused1]", "[SPACE]", "[BLANK]")
+_BLANK_CATEGORIES = frozenset(("Cc", "Cf", "Zs"))
+
+
+def normalize_char(ch: str) -> str:
+    """Full-width ASCII -> ASCII, U+3000 -> " ", then lower() unless that changes the length."""
+    if len(ch) != 1:
+        return "".join(normalize_char(c) for c in ch)
+    code = ord(ch)
+    if 0xFF01 <= code <= 0xFF5E:
+        ch = chr(code - 0xFEE0)
+    elif code == 0x3000:
+        ch = " "
+    low = ch.lower()
+    return low if len(low) == len(ch) else ch
+
+
+def _strip_accents(ch: str) -> Optional[str]:
+    """`ch` without combining marks (NFD), or None unless that leaves exactly one other character."""
+    bare = "".join(c for c in unicodedata.normalize("NFD", ch) if unicodedata.category(c) != "Mn")
+    return bare if len(bare) == 1 and bare != ch else None
+
+
+def _is_blank(ch: str) -> bool:
+    """Whitespace, control and format characters, which share the vocab's whitespace token."""
+    return ch.isspace() or unicodedata.category(ch) in _BLANK_CATEGORIES
+
+
+def _parse_lines(text: str, source: str) -> Dict[str, int]:
+    """token -> id from plain (id = line index) or `token<TAB>id` lines; errors name file:line."""
+    lines = text.split("\n")
+    while lines and not lines[-1]:
+        lines.pop()
+    first = next((ln for ln in lines if ln), "")
+    tabbed = _tab_entry(first) is not None
+    ids: Dict[str, int] = {}
+    seen_ids: Dict[int, int] = {}  # id -> line
+    for lineno, line in enumerate(lines, 1):
+        if tabbed:
+            if not line:
+                continue
+            entry = _tab_entry(line)
+            if entry is None:
+                raise ValueError(f"{source}:{lineno}: expected 'token<TAB>id' (as on the first line), got {line!r}")
+            token, idx = entry
+            if idx in seen_ids:
+                raise ValueError(f"{source}:{lineno}: id {idx} already used on line {seen_ids[idx]}")
+            seen_ids[idx] = lineno
+        else:
+            if not line:
+                raise ValueError(f"{source}:{lineno}: empty line in a one-token-per-line vocab")
+            if "\t" in line:
+                raise ValueError(f"{source}:{lineno}: tab in {line!r}; a one-token-per-line vocab has none "
+                                 f"(a `token<TAB>id` vocab must start with such a line)")
+            token, idx = line, lineno - 1
+        if token in ids:
+            raise ValueError(f"{source}:{lineno}: duplicate token {token!r} (first has id {ids[token]})")
+        ids[token] = idx
+    return ids
+
+
+def _tab_entry(line: str) -> Optional[Tuple[str, int]]:
+    """(token, id) for a `token<TAB>id` line with a non-empty token and a non-negative integer id."""
+    token, sep, num = line.rpartition("\t")
+    num = num.strip()
+    if not sep or not token or not num.isdigit() or not num.isascii():
+        return None
+    return token, int(num)
+
+
+class Vocab:
+    """A token -> id table that maps each character to exactly one id (never splitting or dropping one)."""
+
+    def __init__(self, token_ids: Mapping[str, int], source: str = "<vocab>"):
+        self.source = source
+        self._ids: Dict[str, int] = dict(token_ids)
+        missing = [t for t in REQUIRED_SPECIALS if t not in self._ids]
+        if missing:
+            raise ValueError(f"{source}: vocabulary lacks required special token(s) {', '.join(missing)}")
+        size = max(self._ids.values()) + 1
+        tokens: List[str] = [""] * size
+        for token, idx in self._ids.items():
+            tokens[idx] = token
+        self._tokens: Tuple[str, ...] = tuple(tokens)
+        self.pad_id, self.unk_id, self.cls_id, self.sep_id = (self._ids[t] for t in REQUIRED_SPECIALS)
+        self.space_id = next((self._ids[t] for t in WHITESPACE_TOKENS if t in self._ids), self.unk_id)
+        self._cache: Dict[str, int] = {}
+
+    @classmethod
+    def from_file(cls, path: PathLike) -> "Vocab":
+        """Read a plain one-token-per-line vocab.txt or an ERNIE `token<TAB>id` vocab."""
+        source = os.fspath(path)
+        data = Path(path).read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise ValueError(f"{source}:{line}: not UTF-8 ({exc.reason})") from None
+        text = text.lstrip("\ufeff").replace("\r\n", "\n")
+        return cls(_parse_lines(text, source), source)
+
+    @property
+    def tokens(self) -> Tuple[str, ...]:
+        """Tokens by id ("" for ids that no token uses)."""
+        return self._tokens
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def __repr__(self) -> str:
+        return f"Vocab({self.source!r}, size={len(self)})"
+
+    def token_to_id(self, token: str) -> Optional[int]:
+        """The id of an exact token, or None."""
+        return self._ids.get(token)
+
+    def char_to_id(self, ch: str) -> int:
+        """The id of one character: whitespace token, normalised form, accent-stripped form, or [UNK]."""
+        idx = self._cache.get(ch)
+        if idx is None:
+            if len(ch) != 1:
+                raise ValueError(f"expected exactly one character, got {ch!r}")
+            idx = self._lookup(ch)
+            self._cache[ch] = idx
+        return idx
+
+    def _lookup(self, ch: str) -> int:
+        if _is_blank(ch):
+            return self.space_id
+        norm = normalize_char(ch)
+        for candidate in (norm, ch, _strip_accents(norm)):
+            if candidate is not None and candidate in self._ids:
+                return self._ids[candidate]
+        return self.unk_id
+
+    def encode(self, chars: Sequence[str]) -> np.ndarray:
+        """int32 ids, one per character (same length as `chars`)."""
+        cache, lookup = self._cache, self.char_to_id
+        return np.fromiter((cache[c] if c in cache else lookup(c) for c in chars), dtype=np.int32, count=len(chars))
+
+    def unknown_chars(self, chars: Iterable[str]) -> Counter:
+        """Occurrence counts of the characters that map to [UNK]."""
+        counts = Counter(chars)
+        return Counter({c: n for c, n in counts.items() if self.char_to_id(c) == self.unk_id})
