@@ -40,7 +40,7 @@ FIELD_HELP: Dict[str, str] = {
     "warmup_ratio": "fraction of steps with linear warmup; then linear decay to 0",
     "clip_norm": "global gradient-norm clip",
     "precision": f"{', '.join(PRECISIONS)}; auto = bfloat16 on Ampere+, float16 on older GPUs, float32 on CPU",
-    "jit": "XLA-compile the train and predict steps",
+    "jit": "XLA-compile the train and predict steps (default: on with a GPU, off on CPU)",
     "seed": "random seed (init, shuffling, dev hold-out)",
     "patience": "stop after this many epochs without dev F1 improvement (0: never)",
     "strict_tags": "make an I-X that does not follow B-X/I-X an error instead of repairing it",
@@ -68,11 +68,11 @@ def str2bool(value: str) -> bool:
 def add_train_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field, typed from the field's default."""
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("train_file", "output_dir", "vocab_file"):
+        if f.name in ("train_file", "output_dir", "vocab_file", "dev_file", "test_file"):
             continue  # resolved from --data-dir and friends
         help_text = FIELD_HELP.get(f.name, "")
         default = f.default
-        if isinstance(default, bool):
+        if isinstance(default, bool) or f.name == "jit":
             parser.add_argument(_flag(f.name), type=str2bool, nargs="?", const=True, default=None,
                                 metavar="BOOL", help=f"{help_text} (default: {default})")
             parser.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("data_file", help="labelled corpus (char<TAB>tag per line)")
     e.add_argument("--output", help="write the report as JSON here")
     e.add_argument("--batch-size", type=int, default=64)
-    e.add_argument("--jit", type=str2bool, default=True, metavar="BOOL")
+    e.add_argument("--jit", type=str2bool, default=None, metavar="BOOL",
+                   help="XLA-compile prediction (default: on with a GPU, off on CPU)")
     return parser
 
 
@@ -184,7 +185,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, vocab = load_model(args.model_dir)
     sentences, stats = read_corpus(args.data_file)
     log.info(stats.summary())
-    predictor = Predictor(model, vocab, batch_size=args.batch_size, jit=args.jit)
+    from albert_ner.train.precision import resolve_jit
+
+    predictor = Predictor(model, vocab, batch_size=args.batch_size, jit=resolve_jit(args.jit))
     report = entity_report([s.tags for s in sentences], predictor.predict_sentences(sentences))
     print(format_table(report))
     for line in metric_lines("eval", report):

@@ -231,7 +231,9 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     clip_norm: float = 1.0
     precision: str = "auto"
-    jit: bool = True
+    # XLA-compile the train/predict steps. None = auto: on with a GPU; off on CPU, where the
+    # BiLSTM step measured 2.3x slower under XLA than in graph mode (see BENCHMARKS.md).
+    jit: Optional[bool] = None
     seed: int = 42
     patience: int = 3  # epochs without dev F1 improvement before stopping; 0 disables
     strict_tags: bool = False

@@ -23,6 +23,7 @@ class NerTagger(tf.keras.Model):
     """Encoder plus BiLSTM-CRF head; `call` returns float32 CRF potentials [B,C,K]."""
 
     def __init__(self, config: ModelConfig, **kwargs):
+        kwargs.setdefault("name", "ner_tagger")  # stable variable names across instances
         super().__init__(**kwargs)
         self.config = config
         head = config.head
@@ -35,7 +36,8 @@ class NerTagger(tf.keras.Model):
         if head.lstm_units:
             # RNN(LSTMCell) rather than LSTM: Keras 2's LSTM recompiles every step under XLA.
             self.bilstm = tf.keras.layers.Bidirectional(
-                tf.keras.layers.RNN(tf.keras.layers.LSTMCell(head.lstm_units), return_sequences=True),
+                tf.keras.layers.RNN(tf.keras.layers.LSTMCell(head.lstm_units, name="lstm_cell"),
+                                    return_sequences=True, name="rnn"),
                 name="bilstm")
         self.head_dropout = tf.keras.layers.Dropout(head.dropout)
         # Potentials in float32 whatever the precision policy: the CRF needs the range.

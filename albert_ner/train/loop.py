@@ -25,7 +25,7 @@ from albert_ner.infer.predictor import INPUT_KEYS, Predictor
 from albert_ner.model import store
 from albert_ner.model.tagger import NerTagger
 from albert_ner.train.optim import DynamicLossScale, make_optimizer
-from albert_ner.train.precision import apply_precision
+from albert_ner.train.precision import apply_precision, resolve_jit
 from albert_ner.train.report import entity_report, format_table, metric_lines
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,8 @@ class Trainer:
         cfg = self.cfg
         tf.keras.utils.set_random_seed(cfg.seed)
         self.policy = apply_precision(cfg.precision)
+        self.jit = resolve_jit(cfg.jit)
+        log.info("XLA compilation of train/predict steps: %s", "on" if self.jit else "off")
         self.vocab = Vocab.from_file(cfg.vocab_file)
         self.splits: Splits = load_splits(cfg.train_file, cfg.dev_file, cfg.test_file, cfg.dev_fraction, cfg.seed,
                                           strict=cfg.strict_tags, max_train_sentences=cfg.max_train_sentences)
@@ -131,8 +133,8 @@ class Trainer:
             tracked["loss_scale"] = self.loss_scale
         self.checkpoint = tf.train.Checkpoint(**tracked)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.out / CHECKPOINT_DIR), max_to_keep=1)
-        self.train_step = tf.function(self._train_step, jit_compile=cfg.jit, reduce_retracing=True)
-        self.predictor = Predictor(self.model, self.vocab, cfg.eval_batch_size, cfg.window_overlap, jit=cfg.jit)
+        self.train_step = tf.function(self._train_step, jit_compile=self.jit, reduce_retracing=True)
+        self.predictor = Predictor(self.model, self.vocab, cfg.eval_batch_size, cfg.window_overlap, jit=self.jit)
 
     def _check_resume_compatible(self) -> None:
         path = self.out / store.CONFIG_FILE
@@ -261,6 +263,7 @@ class Trainer:
             "steps": int(self.head_opt.iterations),
             "dev_source": self.splits.dev_source,
             "precision_policy": self.policy,
+            "jit": self.jit,
             "train_samples_per_sec": (train_samples / train_seconds) if train_seconds else None,
             "corpora": [dataclasses.asdict(s) for s in self.splits.stats],
         }

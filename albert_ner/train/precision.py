@@ -25,3 +25,10 @@ def apply_precision(requested: str) -> str:
     tf.keras.mixed_precision.set_global_policy(policy)
     log.info("precision policy: %s", policy)
     return policy
+
+
+def resolve_jit(requested: "bool | None") -> bool:
+    """None -> XLA when a GPU is visible, graph mode on CPU."""
+    if requested is not None:
+        return requested
+    return bool(tf.config.list_physical_devices("GPU"))

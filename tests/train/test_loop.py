@@ -16,7 +16,7 @@ def tiny_config(train_file, out, vocab_path, **kw):
     values = dict(train_file=str(train_file), dev_file=str(train_file), output_dir=str(out),
                   vocab_file=str(vocab_path), encoder_preset="tiny", lstm_units=16, head_dropout=0.0,
                   max_seq_len=64, window_overlap=8, batch_size=4, eval_batch_size=8, epochs=1,
-                  head_lr=1e-2, warmup_ratio=0.0, weight_decay=0.0, patience=0, log_every=1000)
+                  head_lr=1e-2, warmup_ratio=0.0, weight_decay=0.0, patience=0, log_every=1000, jit=True)
     values.update(kw)
     return TrainConfig(**values)
 
@@ -59,16 +59,18 @@ def _weights(out):
 
 def test_resume_after_interruption_gives_the_same_model(msra_slice, tmp_path, vocab_path):
     data = msra_slice(24)
-    # 24 sentences, batch 4 => 6 batches/epoch; 2 epochs; checkpoints every 4 steps.
+    # 24 sentences, 6 held out as dev; 2 epochs; checkpoints every 4 steps.
     common = dict(epochs=2, checkpoint_every=4, dev_file=None, dev_fraction=0.25)
     straight = tiny_config(data, tmp_path / "straight", vocab_path, **common)
-    train(straight)
+    expected = train(straight)
 
     resumed = tiny_config(data, tmp_path / "resumed", vocab_path, **common)
     with pytest.raises(KeyboardInterrupt):
-        InterruptedTrainer(resumed, stop_after=7).run()  # dies in epoch 2, after the step-4 checkpoint... and epoch end
+        InterruptedTrainer(resumed, stop_after=10).run()  # dies in epoch 2, after the step-8 checkpoint
     results = train(resumed)
-    assert results["steps"] == 2 * 5  # 18 train sentences -> 5 batches of 4 per epoch
+    assert results["steps"] == expected["steps"] == 2 * 7  # 18 sentences -> 7 bucketed batches per epoch
+    assert results["best_epoch"] == expected["best_epoch"]
+    assert results["dev"]["f1"] == expected["dev"]["f1"]
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert a.keys() == b.keys()
     for name in a:
