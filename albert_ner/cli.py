@@ -83,12 +83,15 @@ def add_train_config_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(_flag(f.name), type=kind, default=None, help=f"{help_text} (default: {default})")
 
 
-def resolve_data_files(args: argparse.Namespace) -> Dict[str, Optional[str]]:
-    """train/dev/test paths from explicit flags, else from --data-dir (train.txt, dev.txt, test.txt)."""
+def resolve_data_files(args: argparse.Namespace, configured: Dict[str, Any]) -> Dict[str, Optional[str]]:
+    """train/dev/test paths: flags, then the --config file, then --data-dir (train.txt, dev.txt, test.txt).
+
+    With none of these, data/msra/ is used and MSRA is downloaded there if it is missing.
+    """
+    keys = ("train_file", "dev_file", "test_file")
+    files: Dict[str, Optional[str]] = {k: getattr(args, k) or configured.get(k) for k in keys}
     data_dir = args.data_dir or os.environ.get("ALBERT_NER_DATA_DIR")
-    files: Dict[str, Optional[str]] = {"train_file": args.train_file, "dev_file": args.dev_file,
-                                       "test_file": args.test_file}
-    if data_dir is None and not args.train_file:
+    if data_dir is None and not files["train_file"]:
         data_dir = "data/msra"
         if not Path(data_dir, "train.txt").is_file():
             from albert_ner.data.download import ensure_msra
@@ -99,7 +102,7 @@ def resolve_data_files(args: argparse.Namespace) -> Dict[str, Optional[str]]:
         d = Path(data_dir)
         if not d.is_dir():
             raise SystemExit(f"error: --data-dir {d} is not a directory")
-        for key, name in (("train_file", "train.txt"), ("dev_file", "dev.txt"), ("test_file", "test.txt")):
+        for key, name in zip(keys, ("train.txt", "dev.txt", "test.txt")):
             if files[key] is None and (d / name).is_file():
                 files[key] = str(d / name)
         if files["train_file"] is None:
@@ -117,8 +120,11 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         from albert_ner.config import load_json
 
         values.update(load_json(args.config))
-    values.update(resolve_data_files(args))
-    values = {k: v for k, v in values.items() if v is not None or k not in ("train_file",)}
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise SystemExit(f"error: {args.config}: unknown setting(s) {', '.join(unknown)}")
+    values.update(resolve_data_files(args, values))
     vocab = args.vocab_file or values.get("vocab_file") or os.environ.get("ALBERT_NER_VOCAB")
     if not vocab:
         raise SystemExit("error: no vocabulary: pass --vocab-file PATH (a WordPiece vocab.txt) "
@@ -127,10 +133,6 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise SystemExit(f"error: --vocab-file {vocab}: no such file")
     values["vocab_file"] = vocab
     values["output_dir"] = args.output_dir or values.get("output_dir") or "runs/latest"
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise SystemExit(f"error: {args.config}: unknown setting(s) {', '.join(unknown)}")
     for name in names - {"train_file", "output_dir", "vocab_file", "dev_file", "test_file"}:
         v = getattr(args, name, None)
         if v is not None:
