@@ -30,6 +30,8 @@ FIELD_HELP: Dict[str, str] = {
     "window_overlap": "characters shared by consecutive windows of a long sentence",
     "lstm_units": "BiLSTM units per direction (0 disables the BiLSTM)",
     "lexicon_dim": "size of jieba word-boundary (B/M/E/S) feature embeddings (0 disables)",
+    "bigram_dim": "size of character-bigram embeddings (0 disables); the bigram vocabulary comes from train",
+    "bigram_min_count": "bigrams seen fewer times in train map to the unknown bigram",
     "head_dropout": "dropout before the classifier",
     "batch_size": "training rows per step",
     "eval_batch_size": "rows per step when predicting",
@@ -184,12 +186,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from albert_ner.model.store import load_model
     from albert_ner.train.report import entity_report, format_table, metric_lines
 
-    model, vocab = load_model(args.model_dir)
+    model, featurizer = load_model(args.model_dir)
     sentences, stats = read_corpus(args.data_file)
     log.info(stats.summary())
     from albert_ner.train.precision import resolve_jit
 
-    predictor = Predictor(model, vocab, batch_size=args.batch_size, jit=resolve_jit(args.jit))
+    predictor = Predictor(model, featurizer, batch_size=args.batch_size, jit=resolve_jit(args.jit))
     report = entity_report([s.tags for s in sentences], predictor.predict_sentences(sentences))
     print(format_table(report))
     for line in metric_lines("eval", report):

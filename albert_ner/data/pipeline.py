@@ -13,8 +13,6 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from albert_ner.data.corpus import Sentence
-from albert_ner.data.lexicon import word_boundaries_for
-from albert_ner.data.vocab import Vocab
 from albert_ner.data.windows import window_spans
 
 Batch = Dict[str, np.ndarray]
@@ -39,7 +37,8 @@ class EncodedCorpus:
 
     token_ids: List[np.ndarray]
     label_ids: Optional[List[np.ndarray]]
-    word_boundaries: Optional[List[np.ndarray]]
+    word_boundaries: Optional[List[np.ndarray]] = None
+    bigram_ids: Optional[List[np.ndarray]] = None
 
     def __len__(self) -> int:
         return len(self.token_ids)
@@ -56,27 +55,6 @@ def labels_from_sentences(sentences: Sequence[Sentence]) -> Tuple[str, ...]:
     seen.discard("O")
     rest = sorted(seen, key=lambda t: (t[2:], t[:1]))
     return ("O",) + tuple(rest)
-
-
-def encode_corpus(sentences: Sequence[Sentence], vocab: Vocab, labels: Optional[Sequence[str]],
-                  lexicon: bool) -> EncodedCorpus:
-    """Map characters to vocab ids and tags to label ids; unknown tags are an error naming file:line."""
-    token_ids = [vocab.encode(s.chars) for s in sentences]
-    label_ids = None
-    if labels is not None:
-        index = label_index(labels)
-        label_ids = []
-        for s in sentences:
-            if s.tags is None:
-                raise ValueError(f"{s.source}:{s.line}: sentence has no tags")
-            try:
-                label_ids.append(np.fromiter((index[t] for t in s.tags), dtype=np.int32, count=len(s.tags)))
-            except KeyError as exc:
-                offset = next(i for i, t in enumerate(s.tags) if t not in index)
-                raise ValueError(f"{s.source}:{s.line + offset}: tag {exc.args[0]!r} is not in the model's "
-                                 f"label set {list(labels)}") from None
-    boundaries = word_boundaries_for(s.text for s in sentences) if lexicon else None
-    return EncodedCorpus(token_ids, label_ids, boundaries)
 
 
 def make_windows(lengths: Sequence[int], max_chars: int, overlap: int) -> List[Window]:
@@ -136,6 +114,7 @@ class BatchPlanner:
         lengths = np.zeros(bsz, dtype=np.int32)
         labels = np.zeros((bsz, chars), dtype=np.int32)
         boundaries = np.zeros((bsz, chars), dtype=np.int32)
+        bigrams = np.zeros((bsz, chars), dtype=np.int32)
         c = self.corpus
         for row, wi in enumerate(indices):
             w = self.windows[wi]
@@ -148,9 +127,13 @@ class BatchPlanner:
                 labels[row, :n] = c.label_ids[w.sentence][w.start:w.end]
             if c.word_boundaries is not None:
                 boundaries[row, :n] = c.word_boundaries[w.sentence][w.start:w.end]
+            if c.bigram_ids is not None:
+                bigrams[row, :n] = c.bigram_ids[w.sentence][w.start:w.end]
         batch: Batch = {"token_ids": token_ids, "lengths": lengths}
         if c.word_boundaries is not None:
             batch["word_boundaries"] = boundaries
+        if c.bigram_ids is not None:
+            batch["bigram_ids"] = bigrams
         if c.label_ids is not None:
             batch["labels"] = labels
         return batch
@@ -168,6 +151,8 @@ class BatchPlanner:
                 "lengths": tf.TensorSpec([self.batch_size], tf.int32)}
         if self.corpus.word_boundaries is not None:
             spec["word_boundaries"] = tf.TensorSpec([self.batch_size, None], tf.int32)
+        if self.corpus.bigram_ids is not None:
+            spec["bigram_ids"] = tf.TensorSpec([self.batch_size, None], tf.int32)
         if self.corpus.label_ids is not None:
             spec["labels"] = tf.TensorSpec([self.batch_size, None], tf.int32)
         ds = tf.data.Dataset.from_generator(lambda: self.iterate(shuffle, seed, epoch, skip), output_signature=spec)

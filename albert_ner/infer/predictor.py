@@ -11,21 +11,21 @@ import numpy as np
 import tensorflow as tf
 
 from albert_ner.data.corpus import Sentence
-from albert_ner.data.pipeline import BatchPlanner, encode_corpus, make_windows
-from albert_ner.data.vocab import Vocab
+from albert_ner.data.features import Featurizer
+from albert_ner.data.pipeline import BatchPlanner, make_windows
 from albert_ner.data.windows import merge_spans
 from albert_ner.model.tagger import NerTagger
 
-INPUT_KEYS = ("token_ids", "lengths", "word_boundaries")
+INPUT_KEYS = ("token_ids", "lengths", "word_boundaries", "bigram_ids")
 
 
 class Predictor:
     """Tags sentences with a NerTagger; windows long ones and merges them back."""
 
-    def __init__(self, model: NerTagger, vocab: Vocab, batch_size: int = 64, window_overlap: Optional[int] = None,
-                 jit: bool = True):
+    def __init__(self, model: NerTagger, featurizer: Featurizer, batch_size: int = 64,
+                 window_overlap: Optional[int] = None, jit: bool = True):
         self.model = model
-        self.vocab = vocab
+        self.featurizer = featurizer
         self.batch_size = batch_size
         self.max_seq_len = model.config.max_seq_len
         self.max_chars = self.max_seq_len - 2
@@ -46,11 +46,9 @@ class Predictor:
 
     def predict_sentences(self, sentences: Sequence[Sentence]) -> List[List[str]]:
         """One tag string per character of every sentence."""
-        lexicon = self.model.config.head.lexicon_dim > 0
-        corpus = encode_corpus(sentences, self.vocab, labels=None, lexicon=lexicon)
+        corpus = self.featurizer.encode(sentences)
         windows = make_windows([len(s.chars) for s in sentences], self.max_chars, self.overlap)
-        planner = BatchPlanner(corpus, windows, self.batch_size, self.max_seq_len,
-                               self.vocab.cls_id, self.vocab.sep_id, self.vocab.pad_id)
+        planner = self.featurizer.planner(corpus, windows, self.batch_size, self.max_seq_len)
         window_tags = self.decode_batches(planner)
         per_sentence: List[List[tuple]] = [[] for _ in sentences]
         for w, tags in zip(windows, window_tags):

@@ -1,33 +1,32 @@
-"""A trained model directory: config, vocab and weights, written and read in one place.
+"""A trained model directory: config, featurizer files and weights, written and read in one place.
 
     MODEL_DIR/model_config.json   ModelConfig (encoder, head, labels, max_seq_len)
-    MODEL_DIR/vocab.txt           the vocabulary the ids were made with
+    MODEL_DIR/vocab.txt           the vocabulary the character ids were made with
+    MODEL_DIR/bigrams.txt         the bigram vocabulary (only with bigram features)
     MODEL_DIR/weights/model.*     a TF checkpoint of the model weights
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Tuple
 
 import tensorflow as tf
 
 from albert_ner.config import ModelConfig, load_json, save_json
-from albert_ner.data.vocab import Vocab
+from albert_ner.data.features import Featurizer
 from albert_ner.model.tagger import NerTagger
 
 CONFIG_FILE = "model_config.json"
-VOCAB_FILE = "vocab.txt"
 WEIGHTS_PREFIX = "weights/model"
 
 
-def write_model_files(model_dir: str | Path, config: ModelConfig, vocab_file: str | Path) -> None:
-    """Config and vocab beside the weights, so the directory is self-contained."""
+def write_model_files(model_dir: str | Path, config: ModelConfig, featurizer: Featurizer,
+                      vocab_file: str | Path) -> None:
+    """Config and featurizer files beside the weights, so the directory is self-contained."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     save_json(config, model_dir / CONFIG_FILE)
-    if Path(vocab_file).resolve() != (model_dir / VOCAB_FILE).resolve():
-        shutil.copyfile(vocab_file, model_dir / VOCAB_FILE)
+    featurizer.save(model_dir, vocab_file)
 
 
 def save_weights(model: NerTagger, model_dir: str | Path) -> str:
@@ -35,18 +34,18 @@ def save_weights(model: NerTagger, model_dir: str | Path) -> str:
     return tf.train.Checkpoint(model=model).write(str(Path(model_dir) / WEIGHTS_PREFIX))
 
 
-def load_model(model_dir: str | Path) -> Tuple[NerTagger, Vocab]:
-    """Rebuild a trained NerTagger and its vocab from a model directory."""
+def load_model(model_dir: str | Path) -> Tuple[NerTagger, Featurizer]:
+    """Rebuild a trained NerTagger and its featurizer from a model directory."""
     model_dir = Path(model_dir)
     config_path = model_dir / CONFIG_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: not a model directory (no {CONFIG_FILE})")
     config = ModelConfig.from_dict(load_json(config_path))
-    vocab = Vocab.from_file(model_dir / VOCAB_FILE)
+    featurizer = Featurizer.load(model_dir, lexicon=config.head.lexicon_dim > 0, bigrams=config.head.bigram_dim > 0)
     model = NerTagger(config)
     model.build_weights()
     prefix = str(model_dir / WEIGHTS_PREFIX)
     if not tf.io.gfile.exists(prefix + ".index"):
         raise FileNotFoundError(f"{prefix}.index: model weights are missing")
     tf.train.Checkpoint(model=model).read(prefix).assert_existing_objects_matched().expect_partial()
-    return model, vocab
+    return model, featurizer

@@ -5,6 +5,7 @@ H encoder width, K tags. Inputs are a dict of
   token_ids       [B,T] int32   [CLS] c_1 .. c_n [SEP] 0 ..
   lengths         [B]   int32   n, the number of characters (0 for a padding row)
   word_boundaries [B,C] int32   jieba B/M/E/S ids 1..4, 0 for padding (only if lexicon_dim > 0)
+  bigram_ids      [B,C] int32   id of each char's bigram with its right neighbour (only if bigram_dim > 0)
 """
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ class NerTagger(tf.keras.Model):
         if head.lexicon_dim:
             self.lexicon_embedding = tf.keras.layers.Embedding(
                 NUM_WORD_BOUNDARY_IDS, head.lexicon_dim, name="word_boundary_embedding")
+        self.bigram_embedding = None
+        if head.bigram_dim:
+            self.bigram_embedding = tf.keras.layers.Embedding(
+                head.bigram_vocab_size, head.bigram_dim, name="bigram_embedding")
         self.bilstm = None
         if head.lstm_units:
             # RNN(LSTMCell) rather than LSTM: Keras 2's LSTM recompiles every step under XLA.
@@ -63,6 +68,8 @@ class NerTagger(tf.keras.Model):
         if self.lexicon_embedding is not None:
             lex = tf.cast(self.lexicon_embedding(inputs["word_boundaries"]), x.dtype)
             x = tf.concat([x, lex], axis=-1)
+        if self.bigram_embedding is not None:
+            x = tf.concat([x, tf.cast(self.bigram_embedding(inputs["bigram_ids"]), x.dtype)], axis=-1)
         if self.bilstm is not None:
             x = self.bilstm(x, mask=char_mask, training=training)
         x = self.head_dropout(x, training=training)
@@ -89,6 +96,8 @@ class NerTagger(tf.keras.Model):
         }
         if self.lexicon_embedding is not None:
             inputs["word_boundaries"] = tf.zeros([batch, chars], tf.int32)
+        if self.bigram_embedding is not None:
+            inputs["bigram_ids"] = tf.zeros([batch, chars], tf.int32)
         return inputs
 
     def build_weights(self) -> None:

@@ -18,7 +18,9 @@ import tensorflow as tf
 from albert_ner.config import (EncoderConfig, HeadConfig, ModelConfig, TrainConfig, load_json, preset_encoder,
                                save_json)
 from albert_ner.data.corpus import Sentence
-from albert_ner.data.pipeline import BatchPlanner, encode_corpus, labels_from_sentences, make_windows
+from albert_ner.data.bigrams import BigramVocab
+from albert_ner.data.features import Featurizer
+from albert_ner.data.pipeline import labels_from_sentences, make_windows
 from albert_ner.data.splits import Splits, load_splits
 from albert_ner.data.vocab import Vocab
 from albert_ner.infer.predictor import INPUT_KEYS, Predictor
@@ -40,7 +42,7 @@ def emit(line: str) -> None:
     print(line, flush=True)
 
 
-def build_model_config(cfg: TrainConfig, vocab: Vocab, labels) -> ModelConfig:
+def build_model_config(cfg: TrainConfig, vocab: Vocab, labels, bigram_rows: int) -> ModelConfig:
     """Encoder from a published config JSON or a named preset, plus the head from the run config."""
     overrides = {}
     if cfg.encoder_dropout is not None:
@@ -55,7 +57,8 @@ def build_model_config(cfg: TrainConfig, vocab: Vocab, labels) -> ModelConfig:
     if cfg.max_seq_len > encoder.max_position_embeddings:
         raise ValueError(f"max_seq_len {cfg.max_seq_len} exceeds the encoder's "
                          f"{encoder.max_position_embeddings} positions")
-    head = HeadConfig(lstm_units=cfg.lstm_units, lexicon_dim=cfg.lexicon_dim, dropout=cfg.head_dropout)
+    head = HeadConfig(lstm_units=cfg.lstm_units, lexicon_dim=cfg.lexicon_dim, bigram_dim=cfg.bigram_dim,
+                      bigram_vocab_size=bigram_rows if cfg.bigram_dim else 0, dropout=cfg.head_dropout)
     return ModelConfig(encoder=encoder, head=head, labels=tuple(labels), max_seq_len=cfg.max_seq_len)
 
 
@@ -90,26 +93,30 @@ class Trainer:
         self.splits: Splits = load_splits(cfg.train_file, cfg.dev_file, cfg.test_file, cfg.dev_fraction, cfg.seed,
                                           strict=cfg.strict_tags, max_train_sentences=cfg.max_train_sentences)
         labels = labels_from_sentences(self.splits.train)
-        self.model_config = build_model_config(cfg, self.vocab, labels)
+        bigrams = None
+        if cfg.bigram_dim:
+            bigrams = BigramVocab.build((s.chars for s in self.splits.train), min_count=cfg.bigram_min_count)
+            log.info("bigram vocabulary: %d bigrams seen at least %d times in train", len(bigrams) - 2,
+                     cfg.bigram_min_count)
+        self.featurizer = Featurizer(self.vocab, lexicon=cfg.lexicon_dim > 0, bigrams=bigrams)
+        self.model_config = build_model_config(cfg, self.vocab, labels, len(bigrams) if bigrams else 0)
         self._check_resume_compatible()
-        store.write_model_files(self.out, self.model_config, cfg.vocab_file)
+        store.write_model_files(self.out, self.model_config, self.featurizer, cfg.vocab_file)
         save_json(cfg, self.out / TRAIN_CONFIG_FILE)
         unknown = self.vocab.unknown_chars(c for s in self.splits.train for c in s.chars)
         if unknown:
             log.info("%d distinct training characters (%d occurrences) map to [UNK]; most common: %s",
                      len(unknown), sum(unknown.values()), " ".join(c for c, _ in unknown.most_common(10)))
 
-        lexicon = self.model_config.head.lexicon_dim > 0
         t0 = time.time()
-        train_corpus = encode_corpus(self.splits.train, self.vocab, labels, lexicon)
+        train_corpus = self.featurizer.encode(self.splits.train, labels)
         max_chars = cfg.max_seq_len - 2
         windows = make_windows([len(s.chars) for s in self.splits.train], max_chars, cfg.window_overlap)
         split = len(windows) - len(self.splits.train)
         if split:
             log.info("%d long training sentences were split into overlapping windows (%d extra rows)",
                      sum(len(s.chars) > max_chars for s in self.splits.train), split)
-        self.planner = BatchPlanner(train_corpus, windows, cfg.batch_size, cfg.max_seq_len,
-                                    self.vocab.cls_id, self.vocab.sep_id, self.vocab.pad_id)
+        self.planner = self.featurizer.planner(train_corpus, windows, cfg.batch_size, cfg.max_seq_len)
         self.steps_per_epoch = self.planner.num_batches()
         log.info("encoded %d training windows into %d batches/epoch (buckets %s) in %.1fs",
                  len(windows), self.steps_per_epoch, self.planner.buckets, time.time() - t0)
@@ -134,7 +141,7 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(**tracked)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.out / CHECKPOINT_DIR), max_to_keep=1)
         self.train_step = tf.function(self._train_step, jit_compile=self.jit, reduce_retracing=True)
-        self.predictor = Predictor(self.model, self.vocab, cfg.eval_batch_size, cfg.window_overlap, jit=self.jit)
+        self.predictor = Predictor(self.model, self.featurizer, cfg.eval_batch_size, cfg.window_overlap, jit=self.jit)
 
     def _check_resume_compatible(self) -> None:
         path = self.out / store.CONFIG_FILE

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from albert_ner.data.corpus import Sentence
-from albert_ner.data.pipeline import (BatchPlanner, bucket_lengths, encode_corpus, labels_from_sentences,
-                                      make_windows)
+from albert_ner.data.bigrams import BigramVocab
+from albert_ner.data.features import Featurizer
+from albert_ner.data.pipeline import BatchPlanner, bucket_lengths, labels_from_sentences, make_windows
 from albert_ner.data.vocab import Vocab
 
 
@@ -36,14 +37,16 @@ def test_labels_put_o_first_and_group_by_type():
 def test_every_window_lands_in_exactly_one_fixed_shape_batch(vocab):
     sents = sentences_of([3, 30, 61, 62, 200, 1, 45])
     labels = labels_from_sentences(sents)
-    corpus = encode_corpus(sents, vocab, labels, lexicon=True)
+    features = Featurizer(vocab, lexicon=True, bigrams=BigramVocab.build((s.chars for s in sents), min_count=1))
+    corpus = features.encode(sents, labels)
     windows = make_windows([len(s.chars) for s in sents], 62, 10)
-    planner = BatchPlanner(corpus, windows, batch_size=3, max_seq_len=64, cls_id=vocab.cls_id, sep_id=vocab.sep_id)
+    planner = features.planner(corpus, windows, batch_size=3, max_seq_len=64)
     seen = []
     for bucket_len, idx in planner.plan(shuffle=True, seed=1, epoch=0):
         batch = planner.materialize(bucket_len, idx)
         assert batch["token_ids"].shape == (3, bucket_len) and bucket_len in planner.buckets
-        assert batch["labels"].shape == batch["word_boundaries"].shape == (3, bucket_len - 2)
+        assert batch["labels"].shape == batch["word_boundaries"].shape == batch["bigram_ids"].shape \
+            == (3, bucket_len - 2)
         for row, wi in enumerate(idx):
             w = windows[wi]
             n = batch["lengths"][row]
@@ -52,6 +55,8 @@ def test_every_window_lands_in_exactly_one_fixed_shape_batch(vocab):
             assert ids[0] == vocab.cls_id and ids[n + 1] == vocab.sep_id and not ids[n + 2:].any()
             np.testing.assert_array_equal(ids[1:n + 1], corpus.token_ids[w.sentence][w.start:w.end])
             np.testing.assert_array_equal(batch["labels"][row, :n], corpus.label_ids[w.sentence][w.start:w.end])
+            np.testing.assert_array_equal(batch["bigram_ids"][row, :n], corpus.bigram_ids[w.sentence][w.start:w.end])
+            assert (batch["bigram_ids"][row, :n] > 1).all()  # every bigram was seen in this data
         assert not batch["lengths"][len(idx):].any()  # filler rows are empty
         seen.extend(idx.tolist())
     assert sorted(seen) == list(range(len(windows)))
@@ -62,9 +67,8 @@ def test_every_window_lands_in_exactly_one_fixed_shape_batch(vocab):
 
 def test_plan_is_deterministic_and_skip_resumes_the_same_epoch(vocab):
     sents = sentences_of([5, 9, 40, 70, 12, 33, 8, 100, 3, 17])
-    corpus = encode_corpus(sents, vocab, labels_from_sentences(sents), lexicon=False)
-    planner = BatchPlanner(corpus, make_windows([len(s.chars) for s in sents], 126, 32), 2, 128,
-                           vocab.cls_id, vocab.sep_id)
+    corpus = Featurizer(vocab).encode(sents, labels_from_sentences(sents))
+    planner = Featurizer(vocab).planner(corpus, make_windows([len(s.chars) for s in sents], 126, 32), 2, 128)
     a = planner.plan(True, seed=3, epoch=2)
     b = planner.plan(True, seed=3, epoch=2)
     assert [x[1].tolist() for x in a] == [x[1].tolist() for x in b]
@@ -80,12 +84,12 @@ def test_unknown_tag_in_dev_names_file_and_line(vocab):
     sents = sentences_of([4])
     bad = [Sentence(("a", "b"), ("O", "B-MISC"), "dev.txt", 40)]
     with pytest.raises(ValueError, match=r"dev.txt:41: tag 'B-MISC'"):
-        encode_corpus(bad, vocab, labels_from_sentences(sents), lexicon=False)
+        Featurizer(vocab).encode(bad, labels_from_sentences(sents))
 
 
 def test_dataset_yields_the_planned_batches(vocab):
     sents = sentences_of([5, 40, 70])
-    corpus = encode_corpus(sents, vocab, labels_from_sentences(sents), lexicon=False)
+    corpus = Featurizer(vocab).encode(sents, labels_from_sentences(sents))
     planner = BatchPlanner(corpus, make_windows([5, 40, 70], 62, 8), 2, 64, vocab.cls_id, vocab.sep_id)
     got = [b["token_ids"].shape.as_list() for b in planner.dataset(shuffle=False)]
     assert got == [[2, 32], [2, 64], [2, 64]]  # 5 -> 32; 40, 70 (two windows) -> 64

@@ -1,0 +1,74 @@
+"""Featurizer: everything that turns characters into model inputs, saved beside the model.
+
+Character ids (the encoder vocab), optional jieba word-boundary ids, optional character-bigram
+ids, and the label ids for training data. Training, evaluation and tagging all encode
+through this one object, so the inputs of a saved model are rebuilt exactly.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from albert_ner.data.bigrams import BigramVocab
+from albert_ner.data.corpus import Sentence
+from albert_ner.data.lexicon import word_boundaries_for
+from albert_ner.data.pipeline import BatchPlanner, EncodedCorpus, Window, label_index
+from albert_ner.data.vocab import Vocab
+
+VOCAB_FILE = "vocab.txt"
+BIGRAM_FILE = "bigrams.txt"
+
+
+@dataclasses.dataclass
+class Featurizer:
+    """Vocabulary plus the optional lexicon and bigram features of one model."""
+
+    vocab: Vocab
+    lexicon: bool = False
+    bigrams: Optional[BigramVocab] = None
+
+    def encode(self, sentences: Sequence[Sentence], labels: Optional[Sequence[str]] = None) -> EncodedCorpus:
+        """Per-sentence id arrays; with labels, unknown tags are an error naming file:line."""
+        token_ids = [self.vocab.encode(s.chars) for s in sentences]
+        label_ids = None
+        if labels is not None:
+            index = label_index(labels)
+            label_ids = [_label_ids(s, index) for s in sentences]
+        boundaries = word_boundaries_for(s.text for s in sentences) if self.lexicon else None
+        bigram_ids = [self.bigrams.encode(s.chars) for s in sentences] if self.bigrams is not None else None
+        return EncodedCorpus(token_ids, label_ids, boundaries, bigram_ids)
+
+    def planner(self, corpus: EncodedCorpus, windows: Sequence[Window], batch_size: int,
+                max_seq_len: int) -> BatchPlanner:
+        """A BatchPlanner with this vocabulary's special ids."""
+        v = self.vocab
+        return BatchPlanner(corpus, windows, batch_size, max_seq_len, v.cls_id, v.sep_id, v.pad_id)
+
+    def save(self, model_dir: str | Path, vocab_file: str | Path) -> None:
+        """Copy the vocab and write the bigram list into the model directory."""
+        model_dir = Path(model_dir)
+        dest = model_dir / VOCAB_FILE
+        if Path(vocab_file).resolve() != dest.resolve():
+            dest.write_bytes(Path(vocab_file).read_bytes())
+        if self.bigrams is not None:
+            self.bigrams.save(model_dir / BIGRAM_FILE)
+
+    @classmethod
+    def load(cls, model_dir: str | Path, lexicon: bool, bigrams: bool) -> "Featurizer":
+        model_dir = Path(model_dir)
+        vocab = Vocab.from_file(model_dir / VOCAB_FILE)
+        return cls(vocab, lexicon, BigramVocab.load(model_dir / BIGRAM_FILE) if bigrams else None)
+
+
+def _label_ids(sentence: Sentence, index: Dict[str, int]) -> np.ndarray:
+    if sentence.tags is None:
+        raise ValueError(f"{sentence.source}:{sentence.line}: sentence has no tags")
+    try:
+        return np.fromiter((index[t] for t in sentence.tags), dtype=np.int32, count=len(sentence.tags))
+    except KeyError as exc:
+        offset = next(i for i, t in enumerate(sentence.tags) if t not in index)
+        raise ValueError(f"{sentence.source}:{sentence.line + offset}: tag {exc.args[0]!r} is not in the model's "
+                         f"label set {list(index)}") from None
