@@ -89,6 +89,12 @@ class Trainer:
         self.policy = apply_precision(cfg.precision)
         self.jit = resolve_jit(cfg.jit)
         log.info("XLA compilation of train/predict steps: %s", "on" if self.jit else "off")
+        self._prepare_data()
+        self._build_model_and_optimizers()
+
+    def _prepare_data(self) -> None:
+        """Read and validate the corpora, build the featurizer, write the model files, plan batches."""
+        cfg = self.cfg
         self.vocab = Vocab.from_file(cfg.vocab_file)
         self.splits: Splits = load_splits(cfg.train_file, cfg.dev_file, cfg.test_file, cfg.dev_fraction, cfg.seed,
                                           strict=cfg.strict_tags, max_train_sentences=cfg.max_train_sentences)
@@ -121,9 +127,12 @@ class Trainer:
         log.info("encoded %d training windows into %d batches/epoch (buckets %s) in %.1fs",
                  len(windows), self.steps_per_epoch, self.planner.buckets, time.time() - t0)
 
+    def _build_model_and_optimizers(self) -> None:
+        """The model, its two AdamW groups, the loss scale, the checkpoint and the compiled steps."""
+        cfg = self.cfg
         self.model = NerTagger(self.model_config)
         self.model.build_weights()
-        log.info("model: %s encoder parameters, %s head parameters",
+        log.info("model: %s encoder parameters (random initialization), %s head parameters",
                  f"{_count(self.model.encoder_variables):,}", f"{_count(self.model.head_variables):,}")
         total = self.steps_per_epoch * cfg.epochs
         warmup = int(cfg.warmup_ratio * total)
