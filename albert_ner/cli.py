@@ -75,14 +75,16 @@ def add_train_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = FIELD_HELP.get(f.name, "")
         default = f.default
         if isinstance(default, bool) or f.name == "jit":
+            shown = "" if default is None else f" (default: {default})"
             parser.add_argument(_flag(f.name), type=str2bool, nargs="?", const=True, default=None,
-                                metavar="BOOL", help=f"{help_text} (default: {default})")
+                                metavar="BOOL", help=help_text + shown)
             parser.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
                                 help=argparse.SUPPRESS)
             continue
         kind: Any = type(default) if default is not None else (float if "lr" in f.name or "dropout" in f.name
                                                                  else str)
-        parser.add_argument(_flag(f.name), type=kind, default=None, help=f"{help_text} (default: {default})")
+        shown = "" if default is None else f" (default: {default})"
+        parser.add_argument(_flag(f.name), type=kind, default=None, help=help_text + shown)
 
 
 def resolve_data_files(args: argparse.Namespace, configured: Dict[str, Any]) -> Dict[str, Optional[str]]:
@@ -150,13 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model and report entity-level P/R/F1",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t = sub.add_parser("train", help="train a model and report entity-level P/R/F1")
     t.add_argument("--data-dir", help="directory with train.txt [dev.txt] [test.txt] (env ALBERT_NER_DATA_DIR; "
                                       "default data/msra, downloaded if missing)")
-    t.add_argument("--train-file")
-    t.add_argument("--dev-file")
-    t.add_argument("--test-file")
+    t.add_argument("--train-file", help=FIELD_HELP["train_file"])
+    t.add_argument("--dev-file", help=FIELD_HELP["dev_file"])
+    t.add_argument("--test-file", help=FIELD_HELP["test_file"])
     t.add_argument("--vocab-file", help=FIELD_HELP["vocab_file"] + " (env ALBERT_NER_VOCAB)")
     t.add_argument("--output-dir", help=FIELD_HELP["output_dir"] + " (default runs/latest)")
     t.add_argument("--config", help="JSON file of TrainConfig settings; flags override it")
