@@ -14,6 +14,10 @@ cd "$here"
 # shellcheck source=scripts/ensure-venv.sh
 source scripts/ensure-venv.sh
 
+# Defaults for training from random initialisation (the best CPU-sized recipe in BENCHMARKS.md);
+# any flag given on the command line comes later and wins.
+defaults=(--encoder-preset embedding-only --lexicon-dim 16 --bigram-dim 64 --lstm-units 128
+          --epochs 10 --head-lr 2e-3 --batch-size 32)
 args=("$@")
 has_flag() {
   local flag
@@ -34,4 +38,5 @@ if ! has_flag --vocab-file && [ -z "${ALBERT_NER_VOCAB:-}" ]; then
   args+=(--vocab-file data/vocab.txt)
 fi
 
-exec "$venv/bin/albert-ner" train "${args[@]}"
+echo "no pretrained encoder configured: training from random initialisation" >&2
+exec "$venv/bin/albert-ner" train "${defaults[@]}" "${args[@]}"

@@ -19,10 +19,11 @@ SHARED = Path(os.environ.get("ALBERT_NER_SHARED", HERE.parent.parent / "shared")
 DEFAULTS = [
     "--data-dir", str(SHARED / "data" / "msra"),
     "--vocab-file", str(SHARED / "pretrained" / "vocab.txt"),
-    "--encoder-preset", "cpu-small",
+    "--encoder-preset", "embedding-only",
     "--lexicon-dim", "16",
+    "--bigram-dim", "64",
     "--lstm-units", "128",
-    "--epochs", "4",
+    "--epochs", "10",
     "--batch-size", "32",
     "--head-lr", "2e-3",
     "--max-seq-len", "128",
