@@ -33,6 +33,7 @@ FIELD_HELP: Dict[str, str] = {
     "bigram_dim": "size of character-bigram embeddings (0 disables); the bigram vocabulary comes from train",
     "bigram_min_count": "bigrams seen fewer times in train map to the unknown bigram",
     "head_dropout": "dropout before the classifier",
+    "input_dropout": "dropout on the encoder output and feature embeddings, before the BiLSTM",
     "batch_size": "training rows per step",
     "eval_batch_size": "rows per step when predicting",
     "epochs": "training epochs",

@@ -127,6 +127,7 @@ class HeadConfig:
     lexicon_dim: int = 0  # 0 disables jieba word-boundary (B/M/E/S) features
     bigram_dim: int = 0  # 0 disables character-bigram embeddings
     bigram_vocab_size: int = 0  # embedding rows, fixed by the training data's bigram vocabulary
+    input_dropout: float = 0.0  # on the concatenated encoder output + features, before the BiLSTM
     dropout: float = 0.1
 
 
@@ -226,6 +227,7 @@ class TrainConfig:
     bigram_dim: int = 0
     bigram_min_count: int = 2  # bigrams seen fewer times in train share the unknown id
     head_dropout: float = 0.1
+    input_dropout: float = 0.0
     batch_size: int = 32
     eval_batch_size: int = 64
     epochs: int = 3

@@ -44,6 +44,7 @@ class NerTagger(tf.keras.Model):
                 tf.keras.layers.RNN(tf.keras.layers.LSTMCell(head.lstm_units, name="lstm_cell"),
                                     return_sequences=True, name="rnn"),
                 name="bilstm")
+        self.input_dropout = tf.keras.layers.Dropout(head.input_dropout)
         self.head_dropout = tf.keras.layers.Dropout(head.dropout)
         # Potentials in float32 whatever the precision policy: the CRF needs the range.
         self.classifier = tf.keras.layers.Dense(len(config.labels), dtype="float32", name="classifier")
@@ -70,6 +71,7 @@ class NerTagger(tf.keras.Model):
             x = tf.concat([x, lex], axis=-1)
         if self.bigram_embedding is not None:
             x = tf.concat([x, tf.cast(self.bigram_embedding(inputs["bigram_ids"]), x.dtype)], axis=-1)
+        x = self.input_dropout(x, training=training)
         if self.bilstm is not None:
             x = self.bilstm(x, mask=char_mask, training=training)
         x = self.head_dropout(x, training=training)

@@ -58,7 +58,8 @@ def build_model_config(cfg: TrainConfig, vocab: Vocab, labels, bigram_rows: int)
         raise ValueError(f"max_seq_len {cfg.max_seq_len} exceeds the encoder's "
                          f"{encoder.max_position_embeddings} positions")
     head = HeadConfig(lstm_units=cfg.lstm_units, lexicon_dim=cfg.lexicon_dim, bigram_dim=cfg.bigram_dim,
-                      bigram_vocab_size=bigram_rows if cfg.bigram_dim else 0, dropout=cfg.head_dropout)
+                      bigram_vocab_size=bigram_rows if cfg.bigram_dim else 0,
+                      input_dropout=cfg.input_dropout, dropout=cfg.head_dropout)
     return ModelConfig(encoder=encoder, head=head, labels=tuple(labels), max_seq_len=cfg.max_seq_len)
 
 
