@@ -1,0 +1,1 @@
+"""Readers for published checkpoint formats and the name maps onto the encoder."""
