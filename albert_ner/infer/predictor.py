@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.features import Featurizer
-from albert_ner.data.pipeline import BatchPlanner, make_windows
+from albert_ner.data.pipeline import BatchPlanner, EncodedCorpus, make_windows
 from albert_ner.data.windows import merge_spans
 from albert_ner.model.tagger import NerTagger
 
@@ -44,9 +44,11 @@ class Predictor:
                 out[wi] = tags[row, : planner.windows[wi].length]
         return out
 
-    def predict_sentences(self, sentences: Sequence[Sentence]) -> List[List[str]]:
-        """One tag string per character of every sentence."""
-        corpus = self.featurizer.encode(sentences)
+    def predict_sentences(self, sentences: Sequence[Sentence],
+                          corpus: Optional[EncodedCorpus] = None) -> List[List[str]]:
+        """One tag string per character of every sentence (`corpus`: their encoding, if already made)."""
+        if corpus is None:
+            corpus = self.featurizer.encode(sentences)
         windows = make_windows([len(s.chars) for s in sentences], self.max_chars, self.overlap)
         planner = self.featurizer.planner(corpus, windows, self.batch_size, self.max_seq_len)
         window_tags = self.decode_batches(planner)

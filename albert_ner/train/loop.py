@@ -20,7 +20,7 @@ from albert_ner.config import (EncoderConfig, HeadConfig, ModelConfig, TrainConf
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.bigrams import BigramVocab
 from albert_ner.data.features import Featurizer
-from albert_ner.data.pipeline import labels_from_sentences, make_windows
+from albert_ner.data.pipeline import EncodedCorpus, labels_from_sentences, make_windows
 from albert_ner.data.splits import Splits, load_splits
 from albert_ner.data.vocab import Vocab
 from albert_ner.infer.predictor import INPUT_KEYS, Predictor
@@ -82,6 +82,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.out = Path(cfg.output_dir)
+        self._dev_corpus: Optional[EncodedCorpus] = None
 
     # ---- setup -------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -188,9 +189,9 @@ class Trainer:
         return loss, norm, finite
 
     # ---- evaluation --------------------------------------------------------------------------
-    def evaluate(self, sentences: List[Sentence]) -> Dict:
+    def evaluate(self, sentences: List[Sentence], corpus: Optional[EncodedCorpus] = None) -> Dict:
         """Entity-level report over every character of every sentence."""
-        pred = self.predictor.predict_sentences(sentences)
+        pred = self.predictor.predict_sentences(sentences, corpus)
         return entity_report([s.tags for s in sentences], pred)
 
     # ---- the run -----------------------------------------------------------------------------
@@ -240,7 +241,9 @@ class Trainer:
                 if step % cfg.checkpoint_every == 0:
                     self.manager.save(checkpoint_number=step)
             bar.close()
-            report = self.evaluate(self.splits.dev)
+            if self._dev_corpus is None:  # encoded once, evaluated after every epoch
+                self._dev_corpus = self.featurizer.encode(self.splits.dev)
+            report = self.evaluate(self.splits.dev, self._dev_corpus)
             f1 = report["f1"]
             emit(f"epoch = {epoch + 1}; epoch_train_loss = {np.mean(losses) if losses else float('nan'):.4f}; "
                  f"dev_f1 = {f1:.4f}; epoch_seconds = {time.time() - t_epoch:.1f}")
