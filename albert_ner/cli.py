@@ -30,6 +30,7 @@ FIELD_HELP: Dict[str, str] = {
     "window_overlap": "characters shared by consecutive windows of a long sentence",
     "lstm_units": "BiLSTM units per direction (0 disables the BiLSTM)",
     "lexicon_dim": "size of jieba word-boundary (B/M/E/S) feature embeddings (0 disables)",
+    "pos_dim": "size of jieba part-of-speech embeddings (each char gets its word's tag, e.g. nr/ns/nt; 0 disables)",
     "bigram_dim": "size of character-bigram embeddings (0 disables); the bigram vocabulary comes from train",
     "bigram_min_count": "bigrams seen fewer times in train map to the unknown bigram",
     "head_dropout": "dropout before the classifier",

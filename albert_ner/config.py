@@ -125,6 +125,7 @@ class HeadConfig:
 
     lstm_units: int = 128
     lexicon_dim: int = 0  # 0 disables jieba word-boundary (B/M/E/S) features
+    pos_dim: int = 0  # 0 disables jieba part-of-speech features
     bigram_dim: int = 0  # 0 disables character-bigram embeddings
     bigram_vocab_size: int = 0  # embedding rows, fixed by the training data's bigram vocabulary
     input_dropout: float = 0.0  # on the concatenated encoder output + features, before the BiLSTM
@@ -224,6 +225,7 @@ class TrainConfig:
     window_overlap: int = 32
     lstm_units: int = 128
     lexicon_dim: int = 0
+    pos_dim: int = 0
     bigram_dim: int = 0
     bigram_min_count: int = 2  # bigrams seen fewer times in train share the unknown id
     head_dropout: float = 0.1

@@ -1,20 +1,20 @@
 """Featurizer: everything that turns characters into model inputs, saved beside the model.
 
-Character ids (the encoder vocab), optional jieba word-boundary ids, optional character-bigram
-ids, and the label ids for training data. Training, evaluation and tagging all encode
+Character ids (the encoder vocab), optional jieba word-boundary and part-of-speech ids, optional
+character-bigram ids, and the label ids for training data. Training, evaluation and tagging all encode
 through this one object, so the inputs of a saved model are rebuilt exactly.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from albert_ner.data.bigrams import BigramVocab
 from albert_ner.data.corpus import Sentence
-from albert_ner.data.lexicon import word_boundaries_for
+from albert_ner.data.lexicon import word_boundaries_and_pos_for, word_boundaries_for
 from albert_ner.data.pipeline import BatchPlanner, EncodedCorpus, Window, label_index
 from albert_ner.data.vocab import Vocab
 
@@ -24,11 +24,16 @@ BIGRAM_FILE = "bigrams.txt"
 
 @dataclasses.dataclass
 class Featurizer:
-    """Vocabulary plus the optional lexicon and bigram features of one model."""
+    """Vocabulary plus the optional lexicon, POS and bigram features of one model.
+
+    With `pos`, word boundaries come from the same POS segmentation (jieba.posseg) as the tags;
+    without it, from jieba's default segmentation (what models trained without POS expect).
+    """
 
     vocab: Vocab
     lexicon: bool = False
     bigrams: Optional[BigramVocab] = None
+    pos: bool = False
 
     def encode(self, sentences: Sequence[Sentence], labels: Optional[Sequence[str]] = None) -> EncodedCorpus:
         """Per-sentence id arrays; with labels, unknown tags are an error naming file:line."""
@@ -37,9 +42,17 @@ class Featurizer:
         if labels is not None:
             index = label_index(labels)
             label_ids = [_label_ids(s, index) for s in sentences]
-        boundaries = word_boundaries_for(s.text for s in sentences) if self.lexicon else None
-        bigram_ids = [self.bigrams.encode(s.chars) for s in sentences] if self.bigrams is not None else None
-        return EncodedCorpus(token_ids, label_ids, boundaries, bigram_ids)
+        features: Dict[str, List[np.ndarray]] = {}
+        if self.pos:
+            boundaries, pos_ids = word_boundaries_and_pos_for(s.text for s in sentences)
+            features["pos_ids"] = pos_ids
+            if self.lexicon:
+                features["word_boundaries"] = boundaries
+        elif self.lexicon:
+            features["word_boundaries"] = word_boundaries_for(s.text for s in sentences)
+        if self.bigrams is not None:
+            features["bigram_ids"] = [self.bigrams.encode(s.chars) for s in sentences]
+        return EncodedCorpus(token_ids, label_ids, features)
 
     def planner(self, corpus: EncodedCorpus, windows: Sequence[Window], batch_size: int,
                 max_seq_len: int) -> BatchPlanner:
@@ -57,10 +70,11 @@ class Featurizer:
             self.bigrams.save(model_dir / BIGRAM_FILE)
 
     @classmethod
-    def load(cls, model_dir: str | Path, lexicon: bool, bigrams: bool) -> "Featurizer":
+    def load(cls, model_dir: str | Path, lexicon: bool, bigrams: bool, pos: bool = False) -> "Featurizer":
+        """The featurizer a model directory was trained with (which features: from its head config)."""
         model_dir = Path(model_dir)
         vocab = Vocab.from_file(model_dir / VOCAB_FILE)
-        return cls(vocab, lexicon, BigramVocab.load(model_dir / BIGRAM_FILE) if bigrams else None)
+        return cls(vocab, lexicon, BigramVocab.load(model_dir / BIGRAM_FILE) if bigrams else None, pos)
 
 
 def _label_ids(sentence: Sentence, index: Dict[str, int]) -> np.ndarray:

@@ -31,14 +31,25 @@ class Window:
         return self.end - self.start
 
 
+# Optional per-character integer features, in model-input order (each [B,C] int32 in a batch).
+CHAR_FEATURES = ("word_boundaries", "pos_ids", "bigram_ids")
+
+
 @dataclasses.dataclass
 class EncodedCorpus:
-    """Per-sentence id arrays (one entry per character), computed once per corpus."""
+    """Per-sentence id arrays (one entry per character), computed once per corpus.
+
+    `features` maps names from CHAR_FEATURES to one array per sentence; absent names are off.
+    """
 
     token_ids: List[np.ndarray]
     label_ids: Optional[List[np.ndarray]]
-    word_boundaries: Optional[List[np.ndarray]] = None
-    bigram_ids: Optional[List[np.ndarray]] = None
+    features: Dict[str, List[np.ndarray]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.features) - set(CHAR_FEATURES)
+        if unknown:
+            raise ValueError(f"unknown character feature(s) {sorted(unknown)}; known: {CHAR_FEATURES}")
 
     def __len__(self) -> int:
         return len(self.token_ids)
@@ -113,9 +124,8 @@ class BatchPlanner:
         token_ids = np.full((bsz, bucket_len), self.pad_id, dtype=np.int32)
         lengths = np.zeros(bsz, dtype=np.int32)
         labels = np.zeros((bsz, chars), dtype=np.int32)
-        boundaries = np.zeros((bsz, chars), dtype=np.int32)
-        bigrams = np.zeros((bsz, chars), dtype=np.int32)
         c = self.corpus
+        features = {name: np.zeros((bsz, chars), dtype=np.int32) for name in c.features}
         for row, wi in enumerate(indices):
             w = self.windows[wi]
             n = w.length
@@ -125,15 +135,9 @@ class BatchPlanner:
             token_ids[row, n + 1] = self.sep_id
             if c.label_ids is not None:
                 labels[row, :n] = c.label_ids[w.sentence][w.start:w.end]
-            if c.word_boundaries is not None:
-                boundaries[row, :n] = c.word_boundaries[w.sentence][w.start:w.end]
-            if c.bigram_ids is not None:
-                bigrams[row, :n] = c.bigram_ids[w.sentence][w.start:w.end]
-        batch: Batch = {"token_ids": token_ids, "lengths": lengths}
-        if c.word_boundaries is not None:
-            batch["word_boundaries"] = boundaries
-        if c.bigram_ids is not None:
-            batch["bigram_ids"] = bigrams
+            for name, values in c.features.items():
+                features[name][row, :n] = values[w.sentence][w.start:w.end]
+        batch: Batch = {"token_ids": token_ids, "lengths": lengths, **features}
         if c.label_ids is not None:
             batch["labels"] = labels
         return batch
@@ -149,10 +153,8 @@ class BatchPlanner:
 
         spec = {"token_ids": tf.TensorSpec([self.batch_size, None], tf.int32),
                 "lengths": tf.TensorSpec([self.batch_size], tf.int32)}
-        if self.corpus.word_boundaries is not None:
-            spec["word_boundaries"] = tf.TensorSpec([self.batch_size, None], tf.int32)
-        if self.corpus.bigram_ids is not None:
-            spec["bigram_ids"] = tf.TensorSpec([self.batch_size, None], tf.int32)
+        for name in self.corpus.features:
+            spec[name] = tf.TensorSpec([self.batch_size, None], tf.int32)
         if self.corpus.label_ids is not None:
             spec["labels"] = tf.TensorSpec([self.batch_size, None], tf.int32)
         ds = tf.data.Dataset.from_generator(lambda: self.iterate(shuffle, seed, epoch, skip), output_signature=spec)

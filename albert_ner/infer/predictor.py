@@ -12,11 +12,11 @@ import tensorflow as tf
 
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.features import Featurizer
-from albert_ner.data.pipeline import BatchPlanner, EncodedCorpus, make_windows
+from albert_ner.data.pipeline import CHAR_FEATURES, BatchPlanner, EncodedCorpus, make_windows
 from albert_ner.data.windows import merge_spans
 from albert_ner.model.tagger import NerTagger
 
-INPUT_KEYS = ("token_ids", "lengths", "word_boundaries", "bigram_ids")
+INPUT_KEYS = ("token_ids", "lengths") + CHAR_FEATURES
 
 
 class Predictor:

@@ -41,7 +41,9 @@ def load_model(model_dir: str | Path) -> Tuple[NerTagger, Featurizer]:
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: not a model directory (no {CONFIG_FILE})")
     config = ModelConfig.from_dict(load_json(config_path))
-    featurizer = Featurizer.load(model_dir, lexicon=config.head.lexicon_dim > 0, bigrams=config.head.bigram_dim > 0)
+    head = config.head
+    featurizer = Featurizer.load(model_dir, lexicon=head.lexicon_dim > 0, bigrams=head.bigram_dim > 0,
+                                 pos=head.pos_dim > 0)
     model = NerTagger(config)
     model.build_weights()
     prefix = str(model_dir / WEIGHTS_PREFIX)

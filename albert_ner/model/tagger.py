@@ -5,6 +5,7 @@ H encoder width, K tags. Inputs are a dict of
   token_ids       [B,T] int32   [CLS] c_1 .. c_n [SEP] 0 ..
   lengths         [B]   int32   n, the number of characters (0 for a padding row)
   word_boundaries [B,C] int32   jieba B/M/E/S ids 1..4, 0 for padding (only if lexicon_dim > 0)
+  pos_ids         [B,C] int32   jieba POS id of each char's word, 0 for padding (only if pos_dim > 0)
   bigram_ids      [B,C] int32   id of each char's bigram with its right neighbour (only if bigram_dim > 0)
 """
 from __future__ import annotations
@@ -14,10 +15,9 @@ from typing import Dict
 import tensorflow as tf
 
 from albert_ner.config import ModelConfig
+from albert_ner.data.lexicon import NUM_BOUNDARY_IDS, NUM_POS_IDS
 from albert_ner.model.encoder import TransformerEncoder
 from crf import CRF
-
-NUM_WORD_BOUNDARY_IDS = 5  # padding + B, M, E, S
 
 
 class NerTagger(tf.keras.Model):
@@ -29,14 +29,13 @@ class NerTagger(tf.keras.Model):
         self.config = config
         head = config.head
         self.encoder = TransformerEncoder(config.encoder, name="encoder")
-        self.lexicon_embedding = None
-        if head.lexicon_dim:
-            self.lexicon_embedding = tf.keras.layers.Embedding(
-                NUM_WORD_BOUNDARY_IDS, head.lexicon_dim, name="word_boundary_embedding")
-        self.bigram_embedding = None
-        if head.bigram_dim:
-            self.bigram_embedding = tf.keras.layers.Embedding(
-                head.bigram_vocab_size, head.bigram_dim, name="bigram_embedding")
+
+        def embedding(rows: int, dim: int, name: str):
+            return tf.keras.layers.Embedding(rows, dim, name=name) if dim else None
+
+        self.lexicon_embedding = embedding(NUM_BOUNDARY_IDS, head.lexicon_dim, "word_boundary_embedding")
+        self.pos_embedding = embedding(NUM_POS_IDS, head.pos_dim, "pos_embedding")
+        self.bigram_embedding = embedding(head.bigram_vocab_size, head.bigram_dim, "bigram_embedding")
         self.bilstm = None
         if head.lstm_units:
             # RNN(LSTMCell) rather than LSTM: Keras 2's LSTM recompiles every step under XLA.
@@ -49,6 +48,12 @@ class NerTagger(tf.keras.Model):
         # Potentials in float32 whatever the precision policy: the CRF needs the range.
         self.classifier = tf.keras.layers.Dense(len(config.labels), dtype="float32", name="classifier")
         self.crf = CRF(len(config.labels), name="crf")
+
+    def feature_embeddings(self):
+        """(input name, embedding layer) for every per-character feature this model uses, in concat order."""
+        pairs = (("word_boundaries", self.lexicon_embedding), ("pos_ids", self.pos_embedding),
+                 ("bigram_ids", self.bigram_embedding))
+        return [(name, layer) for name, layer in pairs if layer is not None]
 
     @property
     def encoder_variables(self):
@@ -66,11 +71,9 @@ class NerTagger(tf.keras.Model):
         token_mask = tf.sequence_mask(lengths + 2, total)  # [B,T]: [CLS] chars [SEP]
         x = self.encoder(token_ids, token_mask, training=training)[:, 1:-1, :]  # [B,C,H]
         char_mask = tf.sequence_mask(lengths, total - 2)  # [B,C]
-        if self.lexicon_embedding is not None:
-            lex = tf.cast(self.lexicon_embedding(inputs["word_boundaries"]), x.dtype)
-            x = tf.concat([x, lex], axis=-1)
-        if self.bigram_embedding is not None:
-            x = tf.concat([x, tf.cast(self.bigram_embedding(inputs["bigram_ids"]), x.dtype)], axis=-1)
+        features = [tf.cast(layer(inputs[name]), x.dtype) for name, layer in self.feature_embeddings()]
+        if features:
+            x = tf.concat([x] + features, axis=-1)
         x = self.input_dropout(x, training=training)
         if self.bilstm is not None:
             x = self.bilstm(x, mask=char_mask, training=training)
@@ -96,10 +99,8 @@ class NerTagger(tf.keras.Model):
             "token_ids": tf.zeros([batch, chars + 2], tf.int32),
             "lengths": tf.fill([batch], chars),
         }
-        if self.lexicon_embedding is not None:
-            inputs["word_boundaries"] = tf.zeros([batch, chars], tf.int32)
-        if self.bigram_embedding is not None:
-            inputs["bigram_ids"] = tf.zeros([batch, chars], tf.int32)
+        for name, _ in self.feature_embeddings():
+            inputs[name] = tf.zeros([batch, chars], tf.int32)
         return inputs
 
     def build_weights(self) -> None:

@@ -57,7 +57,8 @@ def build_model_config(cfg: TrainConfig, vocab: Vocab, labels, bigram_rows: int)
     if cfg.max_seq_len > encoder.max_position_embeddings:
         raise ValueError(f"max_seq_len {cfg.max_seq_len} exceeds the encoder's "
                          f"{encoder.max_position_embeddings} positions")
-    head = HeadConfig(lstm_units=cfg.lstm_units, lexicon_dim=cfg.lexicon_dim, bigram_dim=cfg.bigram_dim,
+    head = HeadConfig(lstm_units=cfg.lstm_units, lexicon_dim=cfg.lexicon_dim, pos_dim=cfg.pos_dim,
+                      bigram_dim=cfg.bigram_dim,
                       bigram_vocab_size=bigram_rows if cfg.bigram_dim else 0,
                       input_dropout=cfg.input_dropout, dropout=cfg.head_dropout)
     return ModelConfig(encoder=encoder, head=head, labels=tuple(labels), max_seq_len=cfg.max_seq_len)
@@ -106,7 +107,7 @@ class Trainer:
             bigrams = BigramVocab.build((s.chars for s in self.splits.train), min_count=cfg.bigram_min_count)
             log.info("bigram vocabulary: %d bigrams seen at least %d times in train", len(bigrams) - 2,
                      cfg.bigram_min_count)
-        self.featurizer = Featurizer(self.vocab, lexicon=cfg.lexicon_dim > 0, bigrams=bigrams)
+        self.featurizer = Featurizer(self.vocab, lexicon=cfg.lexicon_dim > 0, bigrams=bigrams, pos=cfg.pos_dim > 0)
         self.model_config = build_model_config(cfg, self.vocab, labels, len(bigrams) if bigrams else 0)
         self._check_resume_compatible()
         store.write_model_files(self.out, self.model_config, self.featurizer, cfg.vocab_file)

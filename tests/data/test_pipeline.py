@@ -55,7 +55,7 @@ def test_every_window_lands_in_exactly_one_fixed_shape_batch(vocab):
             assert ids[0] == vocab.cls_id and ids[n + 1] == vocab.sep_id and not ids[n + 2:].any()
             np.testing.assert_array_equal(ids[1:n + 1], corpus.token_ids[w.sentence][w.start:w.end])
             np.testing.assert_array_equal(batch["labels"][row, :n], corpus.label_ids[w.sentence][w.start:w.end])
-            np.testing.assert_array_equal(batch["bigram_ids"][row, :n], corpus.bigram_ids[w.sentence][w.start:w.end])
+            np.testing.assert_array_equal(batch["bigram_ids"][row, :n], corpus.features["bigram_ids"][w.sentence][w.start:w.end])
             assert (batch["bigram_ids"][row, :n] > 1).all()  # every bigram was seen in this data
         assert not batch["lengths"][len(idx):].any()  # filler rows are empty
         seen.extend(idx.tolist())

@@ -79,12 +79,14 @@ def test_resume_after_interruption_gives_the_same_model(msra_slice, tmp_path, vo
 
 def test_saved_model_restores_and_predicts_identically(msra_slice, tmp_path, vocab_path):
     data = msra_slice(12)
-    cfg = tiny_config(data, tmp_path / "run", vocab_path, epochs=2, lexicon_dim=4, bigram_dim=4, bigram_min_count=1)
+    cfg = tiny_config(data, tmp_path / "run", vocab_path, epochs=2, lexicon_dim=4, pos_dim=4, bigram_dim=4,
+                      bigram_min_count=1)
     trainer = Trainer(cfg)
     trainer.run()
     sentences, _ = read_corpus(data)
     before = trainer.predictor.predict_sentences(sentences)
     model, featurizer = load_model(tmp_path / "run")
+    assert featurizer.lexicon and featurizer.pos and featurizer.bigrams is not None
     after = Predictor(model, featurizer, batch_size=8).predict_sentences(sentences)
     assert before == after
     for v_saved, v_live in zip(model.weights, trainer.model.weights):
