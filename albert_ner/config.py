@@ -39,6 +39,8 @@ class EncoderConfig:
     # ALBERT: 1 group shared by all layers; BERT/ERNIE: one group per layer.
     num_layer_groups: int = 12
     ln_type: str = "postln"
+    # ERNIE 3.0 (use_task_id): a task-type embedding table whose row 0 is added to every token.
+    task_type_vocab_size: int = 0
 
     def __post_init__(self) -> None:
         errors = []
@@ -70,6 +72,8 @@ class EncoderConfig:
     @classmethod
     def from_pretrained_dict(cls, raw: Dict[str, Any], source: str = "<config>", **overrides: Any) -> "EncoderConfig":
         """Map a published config dict (format detected from its keys) onto EncoderConfig."""
+        if isinstance(raw.get("init_args"), list) and raw["init_args"] and isinstance(raw["init_args"][0], dict):
+            raw = dict(raw["init_args"][0], **{k: v for k, v in raw.items() if k != "init_args"})  # PaddleNLP
         required = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
         missing = [k for k in required if k not in raw]
         if missing:
@@ -78,14 +82,17 @@ class EncoderConfig:
         layers = int(raw["num_hidden_layers"])
         is_google_albert = "num_hidden_groups" in raw or "inner_group_num" in raw
         is_brightmart = "ln_type" in raw or ("embedding_size" in raw and not is_google_albert)
-        is_ernie = "sent_type_vocab_size" in raw or (
+        is_ernie = raw.get("model_type") == "ernie" or "sent_type_vocab_size" in raw or "use_task_id" in raw or (
             "intermediate_size" not in raw and int(raw.get("max_position_embeddings", 512)) == 513
         )
         if int(raw.get("inner_group_num", 1)) != 1:
             raise ValueError(f"{source}: inner_group_num {raw['inner_group_num']} is not supported (only 1)")
         act = str(raw.get("hidden_act", "gelu"))
-        # TF1 BERT/ALBERT "gelu" is the tanh approximation; "gelu_new" is Hugging Face's name for it.
-        act = {"gelu": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_fast": "gelu_tanh"}.get(act, act)
+        # TF1 BERT/ALBERT "gelu" is the tanh approximation; Hugging Face ("model_type" configs) and
+        # Paddle mean the exact erf form by "gelu" and call the tanh one "gelu_new"/"gelu_pytorch_tanh".
+        tf1_config = "model_type" not in raw and not is_ernie
+        tanh_names = {"gelu_new", "gelu_fast", "gelu_pytorch_tanh"} | ({"gelu"} if tf1_config else set())
+        act = "gelu_tanh" if act in tanh_names else act
         if is_google_albert:
             layout = "project_last"
             groups = int(raw.get("num_hidden_groups", 1))
@@ -109,11 +116,13 @@ class EncoderConfig:
             type_vocab_size=int(raw.get("sent_type_vocab_size") or raw.get("type_vocab_size", 2)),
             initializer_range=float(raw.get("initializer_range", 0.02)),
             # Paddle's LayerNorm defaults to 1e-5; TF1 contrib layer_norm hardcodes 1e-12.
-            layer_norm_eps=float(raw.get("layer_norm_eps", 1e-5 if is_ernie else 1e-12)),
+            layer_norm_eps=float(raw.get("layer_norm_eps") or raw.get("layer_norm_epsilon")
+                                 or (1e-5 if is_ernie else 1e-12)),
             embedding_size=embedding_size,
             embedding_layout=layout,
             num_layer_groups=groups,
             ln_type=str(raw.get("ln_type") or "postln"),
+            task_type_vocab_size=int(raw.get("task_type_vocab_size") or 3) if raw.get("use_task_id") else 0,
         )
         values.update(overrides)
         return cls(**values)

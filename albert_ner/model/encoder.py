@@ -63,6 +63,11 @@ class Embeddings(tf.keras.layers.Layer):
             "position_embeddings", shape=[c.max_position_embeddings, self.width], initializer=_init(c))
         self.token_type_embeddings = self.add_weight(
             "token_type_embeddings", shape=[c.type_vocab_size, self.width], initializer=_init(c))
+        self.task_type_embeddings = None
+        if c.task_type_vocab_size:
+            # ERNIE 3.0: task id 0 for every token, as PaddleNLP and Hugging Face do by default.
+            self.task_type_embeddings = self.add_weight(
+                "task_type_embeddings", shape=[c.task_type_vocab_size, self.width], initializer=_init(c))
         super().build(input_shape)
 
     def call(self, token_ids: tf.Tensor, segment_ids: tf.Tensor, training=None) -> tf.Tensor:
@@ -73,6 +78,8 @@ class Embeddings(tf.keras.layers.Layer):
         seq_len = tf.shape(token_ids)[1]
         x = x + self.position_embeddings[None, :seq_len, :]
         x = x + tf.gather(self.token_type_embeddings, segment_ids)
+        if self.task_type_embeddings is not None:
+            x = x + self.task_type_embeddings[0]
         x = self.layer_norm(x)
         x = self.dropout(x, training=training)
         if self.projection_out is not None:

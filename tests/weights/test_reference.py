@@ -1,0 +1,367 @@
+"""Proof that loaded encoders compute what the originals compute.
+
+Each test makes a Hugging Face reference model (torch, CPU) from a real published config with
+random weights, writes those weights in one published format with the exact real tensor names
+(TF1 checkpoints, safetensors, pytorch_model.bin, ERNIE params/ LoDTensor files, PaddleNLP
+.pdparams), loads them through `read_source` + `assign_encoder_weights`, and compares sequence
+outputs on a padded batch. Name tables for writing come from ../shared/notes/formats.md and are
+spelled out here independently of albert_ner/weights/names.py.
+"""
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from albert_ner.config import EncoderConfig
+from albert_ner.model.encoder import TransformerEncoder
+from albert_ner.weights.loader import assign_encoder_weights
+from albert_ner.weights.sources import read_source
+from tests.weights.test_paddle import lod_tensor_bytes
+from tests.weights.test_tensor_files import write_tf1_checkpoint
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+ATOL = 1e-4
+LENGTHS = (13, 7)  # two rows, the second padded
+
+
+def randomize(model, seed=0):
+    """Every parameter random (LayerNorm gains near 1), so that a misplaced tensor cannot pass."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g) * 0.05
+            p.copy_(1.0 + noise if name.endswith("LayerNorm.weight") or "layer_norm.weight" in name else noise)
+    return model.eval()
+
+
+def batch(vocab_size, seed=1):
+    rng = np.random.default_rng(seed)
+    t = max(LENGTHS)
+    ids = np.zeros((len(LENGTHS), t), np.int32)
+    mask = np.zeros((len(LENGTHS), t), np.int32)
+    for row, n in enumerate(LENGTHS):
+        ids[row, :n] = rng.integers(5, vocab_size, n)
+        mask[row, :n] = 1
+    return ids, mask
+
+
+def hf_output(model, ids, mask):
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor(ids, dtype=torch.long), attention_mask=torch.tensor(mask))
+    return out.last_hidden_state.numpy()
+
+
+def state_dict(model):
+    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def load_and_run(source_path, ids, mask):
+    """Our side: read the source, build the encoder from its config, load, run."""
+    source = read_source(source_path)
+    assert source.config_file is not None, "the source's config file was not found"
+    config = EncoderConfig.from_pretrained_json(source.config_file)
+    encoder = TransformerEncoder(config, name="encoder")
+    encoder(tf.constant(ids), tf.constant(mask, tf.bool))
+    report = assign_encoder_weights(encoder, source.tensors, str(source_path))
+    out = encoder(tf.constant(ids), tf.constant(mask, tf.bool), training=False).numpy()
+    return out, report, config
+
+
+def assert_same_on_real_tokens(ours, ref, mask):
+    real = mask.astype(bool)
+    np.testing.assert_allclose(ours[real], ref[real], atol=ATOL, rtol=0)
+
+
+def shared_config(shared_dir, relative):
+    return json.loads((shared_dir / "pretrained" / relative).read_text())
+
+
+# ---- ALBERT -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def google_albert_zh(shared_dir):
+    """HF AlbertModel with Google's albert_base_zh config (relu, E=128, one shared group)."""
+    raw = shared_config(shared_dir, "albert_base_zh_google/albert_config.json")
+    config = transformers.AlbertConfig(**{k: v for k, v in raw.items() if k != "layers_to_keep"})
+    model = randomize(transformers.AlbertModel(config, add_pooling_layer=False))
+    ids, mask = batch(config.vocab_size)
+    return raw, model, ids, mask, hf_output(model, ids, mask)
+
+
+def hf_albert_to_google_tf1(sd):
+    """The state dict under Google's TF1 names (formats.md §2.3), kernels back to [in, out]."""
+    g = "bert/encoder/transformer/group_0/inner_group_0/"
+    layer = "encoder.albert_layer_groups.0.albert_layers.0."
+    out = {
+        "bert/embeddings/word_embeddings": sd["embeddings.word_embeddings.weight"],
+        "bert/embeddings/position_embeddings": sd["embeddings.position_embeddings.weight"],
+        "bert/embeddings/token_type_embeddings": sd["embeddings.token_type_embeddings.weight"],
+        "bert/embeddings/LayerNorm/gamma": sd["embeddings.LayerNorm.weight"],
+        "bert/embeddings/LayerNorm/beta": sd["embeddings.LayerNorm.bias"],
+        "bert/encoder/embedding_hidden_mapping_in/kernel": sd["encoder.embedding_hidden_mapping_in.weight"].T,
+        "bert/encoder/embedding_hidden_mapping_in/bias": sd["encoder.embedding_hidden_mapping_in.bias"],
+        g + "LayerNorm/gamma": sd[layer + "attention.LayerNorm.weight"],
+        g + "LayerNorm/beta": sd[layer + "attention.LayerNorm.bias"],
+        g + "LayerNorm_1/gamma": sd[layer + "full_layer_layer_norm.weight"],
+        g + "LayerNorm_1/beta": sd[layer + "full_layer_layer_norm.bias"],
+        g + "ffn_1/intermediate/dense/kernel": sd[layer + "ffn.weight"].T,
+        g + "ffn_1/intermediate/dense/bias": sd[layer + "ffn.bias"],
+        g + "ffn_1/intermediate/output/dense/kernel": sd[layer + "ffn_output.weight"].T,
+        g + "ffn_1/intermediate/output/dense/bias": sd[layer + "ffn_output.bias"],
+        g + "attention_1/output/dense/kernel": sd[layer + "attention.dense.weight"].T,
+        g + "attention_1/output/dense/bias": sd[layer + "attention.dense.bias"],
+        # pretraining leftovers a real release carries
+        "bert/pooler/dense/kernel": np.zeros((768, 768), np.float32),
+        "cls/predictions/output_bias": np.zeros(21128, np.float32),
+    }
+    for x in ("query", "key", "value"):
+        out[g + f"attention_1/self/{x}/kernel"] = sd[layer + f"attention.{x}.weight"].T
+        out[g + f"attention_1/self/{x}/bias"] = sd[layer + f"attention.{x}.bias"]
+    return out
+
+
+def test_google_albert_base_zh_tf1_checkpoint_matches_hf(google_albert_zh, shared_dir, tmp_path):
+    raw, model, ids, mask, ref = google_albert_zh
+    tensors = hf_albert_to_google_tf1(state_dict(model))
+    # what a real pretraining checkpoint also holds: optimizer slots and the step counter
+    tensors["bert/embeddings/word_embeddings/adam_m"] = np.zeros((21128, 128), np.float32)
+    tensors["global_step"] = np.array(125000, np.int64)
+    write_tf1_checkpoint(tmp_path / "albert_model.ckpt", tensors)
+    shutil.copy(shared_dir / "pretrained/albert_base_zh_google/albert_config.json", tmp_path)
+    ours, report, config = load_and_run(tmp_path, ids, mask)
+    assert config.hidden_act == "relu" and config.embedding_layout == "project_last"
+    assert report.layout == "Google ALBERT TF1 checkpoint"
+    assert len(report.loaded) == 23 and not report.not_used and not report.left_random
+    assert report.expected_leftovers == ["bert/pooler/dense/kernel", "cls/predictions/output_bias"]
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
+def test_hf_albert_safetensors_matches_hf(google_albert_zh, tmp_path):
+    raw, model, ids, mask, ref = google_albert_zh
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    assert (tmp_path / "model.safetensors").is_file()
+    ours, report, _ = load_and_run(tmp_path, ids, mask)
+    assert report.layout == "Hugging Face ALBERT weights" and not report.not_used and not report.left_random
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
+def test_brightmart_albert_base_tf1_checkpoint_matches_shared_layer_bert(shared_dir, tmp_path):
+    """brightmart projects E->H before adding positions; a BertModel whose word table is W @ W2 and
+    whose 12 layers all hold the one shared layer computes the same thing."""
+    raw = shared_config(shared_dir, "albert_config/albert_config_base.json")
+    h, e, v, i = raw["hidden_size"], raw["embedding_size"], raw["vocab_size"], raw["intermediate_size"]
+    rng = np.random.default_rng(3)
+    normal = lambda *shape: (rng.normal(size=shape) * 0.05).astype(np.float32)
+    gain = lambda n: (1 + rng.normal(size=n) * 0.05).astype(np.float32)
+    p = "bert/encoder/layer_shared/"
+    ckpt = {"bert/embeddings/word_embeddings": normal(v, e), "bert/embeddings/word_embeddings_2": normal(e, h),
+            "bert/embeddings/position_embeddings": normal(512, h), "bert/embeddings/token_type_embeddings": normal(2, h),
+            "bert/embeddings/LayerNorm/gamma": gain(h), "bert/embeddings/LayerNorm/beta": normal(h),
+            p + "attention/output/dense/kernel": normal(h, h), p + "attention/output/dense/bias": normal(h),
+            p + "attention/output/LayerNorm/gamma": gain(h), p + "attention/output/LayerNorm/beta": normal(h),
+            p + "intermediate/dense/kernel": normal(h, i), p + "intermediate/dense/bias": normal(i),
+            p + "output/dense/kernel": normal(i, h), p + "output/dense/bias": normal(h),
+            p + "output/LayerNorm/gamma": gain(h), p + "output/LayerNorm/beta": normal(h),
+            "cls/predictions/transform/dense/kernel": normal(h, h)}
+    for x in ("query", "key", "value"):
+        ckpt[p + f"attention/self/{x}/kernel"] = normal(h, h)
+        ckpt[p + f"attention/self/{x}/bias"] = normal(h)
+    write_tf1_checkpoint(tmp_path / "albert_model.ckpt", ckpt)
+    shutil.copy(shared_dir / "pretrained/albert_config/albert_config_base.json", tmp_path)
+
+    bert = transformers.BertModel(transformers.BertConfig(
+        vocab_size=v, hidden_size=h, num_hidden_layers=raw["num_hidden_layers"],
+        num_attention_heads=raw["num_attention_heads"], intermediate_size=i, hidden_act="gelu_new",
+        layer_norm_eps=1e-12, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0), add_pooling_layer=False)
+    sd = {"embeddings.word_embeddings.weight": ckpt["bert/embeddings/word_embeddings"]
+          @ ckpt["bert/embeddings/word_embeddings_2"],
+          "embeddings.position_embeddings.weight": ckpt["bert/embeddings/position_embeddings"],
+          "embeddings.token_type_embeddings.weight": ckpt["bert/embeddings/token_type_embeddings"],
+          "embeddings.LayerNorm.weight": ckpt["bert/embeddings/LayerNorm/gamma"],
+          "embeddings.LayerNorm.bias": ckpt["bert/embeddings/LayerNorm/beta"]}
+    parts = {"attention.self.query": "attention/self/query", "attention.self.key": "attention/self/key",
+             "attention.self.value": "attention/self/value", "attention.output.dense": "attention/output/dense",
+             "intermediate.dense": "intermediate/dense", "output.dense": "output/dense"}
+    for layer in range(raw["num_hidden_layers"]):
+        for hf, tf1 in parts.items():
+            sd[f"encoder.layer.{layer}.{hf}.weight"] = ckpt[p + tf1 + "/kernel"].T
+            sd[f"encoder.layer.{layer}.{hf}.bias"] = ckpt[p + tf1 + "/bias"]
+        for hf, tf1 in (("attention.output.LayerNorm", "attention/output/LayerNorm"),
+                        ("output.LayerNorm", "output/LayerNorm")):
+            sd[f"encoder.layer.{layer}.{hf}.weight"] = ckpt[p + tf1 + "/gamma"]
+            sd[f"encoder.layer.{layer}.{hf}.bias"] = ckpt[p + tf1 + "/beta"]
+    bert.load_state_dict({k: torch.tensor(a) for k, a in sd.items()}, strict=False)
+    bert.eval()
+    ids, mask = batch(v)
+    ref = hf_output(bert, ids, mask)
+
+    ours, report, config = load_and_run(tmp_path, ids, mask)
+    assert config.embedding_layout == "project_first" and config.num_layer_groups == 1
+    assert report.layout == "TF1 BERT/brightmart albert_zh checkpoint"
+    assert len(report.loaded) == 22 and not report.not_used and not report.left_random
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
+# ---- BERT ---------------------------------------------------------------------------------------
+
+def test_hf_bert_pytorch_bin_matches_hf(shared_dir, tmp_path):
+    raw = shared_config(shared_dir, "bert-base-chinese/bert_config.json")
+    raw.update(num_hidden_layers=2)  # the layer code is the same for all 12; keep the test quick
+    config = transformers.BertConfig(**raw)
+    model = randomize(transformers.BertForMaskedLM(config))
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    config.to_json_file(tmp_path / "config.json")
+    ids, mask = batch(config.vocab_size)
+    ref = hf_output(model.bert, ids, mask)
+    ours, report, _ = load_and_run(tmp_path, ids, mask)
+    assert report.layout == "Hugging Face BERT/ERNIE weights" and not report.left_random
+    assert not report.not_used and any(n.startswith("cls.") for n in report.expected_leftovers)
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
+# ---- ERNIE --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ernie_1(shared_dir):
+    """HF ErnieModel with the ERNIE 1.0 config (relu, 513 positions, 18,000 rows, LayerNorm eps 1e-5)."""
+    raw = shared_config(shared_dir, "ernie-1.0/ernie_config.json")
+    config = transformers.ErnieConfig(**raw, intermediate_size=4 * raw["hidden_size"], layer_norm_eps=1e-5)
+    model = randomize(transformers.ErnieModel(config, add_pooling_layer=False))
+    ids, mask = batch(17964)
+    return raw, model, ids, mask, hf_output(model, ids, mask)
+
+
+def hf_ernie_to_static(sd, layers):
+    """ERNIE 1.0 static-graph parameter names (formats.md §4.1); fluid fc weights are [in, out]."""
+    out = {"word_embedding": sd["embeddings.word_embeddings.weight"],
+           "pos_embedding": sd["embeddings.position_embeddings.weight"],
+           "sent_embedding": sd["embeddings.token_type_embeddings.weight"],
+           "pre_encoder_layer_norm_scale": sd["embeddings.LayerNorm.weight"],
+           "pre_encoder_layer_norm_bias": sd["embeddings.LayerNorm.bias"],
+           "pooled_fc.w_0": np.zeros((768, 768), np.float32), "mask_lm_out_fc.b_0": np.zeros(18000, np.float32)}
+    for i in range(layers):
+        s, l = f"encoder_layer_{i}_", f"encoder.layer.{i}."
+        for x in ("query", "key", "value"):
+            out[s + f"multi_head_att_{x}_fc.w_0"] = sd[l + f"attention.self.{x}.weight"].T
+            out[s + f"multi_head_att_{x}_fc.b_0"] = sd[l + f"attention.self.{x}.bias"]
+        out[s + "multi_head_att_output_fc.w_0"] = sd[l + "attention.output.dense.weight"].T
+        out[s + "multi_head_att_output_fc.b_0"] = sd[l + "attention.output.dense.bias"]
+        out[s + "post_att_layer_norm_scale"] = sd[l + "attention.output.LayerNorm.weight"]
+        out[s + "post_att_layer_norm_bias"] = sd[l + "attention.output.LayerNorm.bias"]
+        out[s + "ffn_fc_0.w_0"] = sd[l + "intermediate.dense.weight"].T
+        out[s + "ffn_fc_0.b_0"] = sd[l + "intermediate.dense.bias"]
+        out[s + "ffn_fc_1.w_0"] = sd[l + "output.dense.weight"].T
+        out[s + "ffn_fc_1.b_0"] = sd[l + "output.dense.bias"]
+        out[s + "post_ffn_layer_norm_scale"] = sd[l + "output.LayerNorm.weight"]
+        out[s + "post_ffn_layer_norm_bias"] = sd[l + "output.LayerNorm.bias"]
+    return out
+
+
+def test_ernie_1_static_params_dir_matches_hf(ernie_1, shared_dir, tmp_path):
+    raw, model, ids, mask, ref = ernie_1
+    release = tmp_path / "ERNIE_stable-1.0.1"
+    (release / "params").mkdir(parents=True)
+    for name, array in hf_ernie_to_static(state_dict(model), raw["num_hidden_layers"]).items():
+        (release / "params" / name).write_bytes(lod_tensor_bytes(np.ascontiguousarray(array, np.float32)))
+    for name in ("ernie_config.json", "vocab.txt"):
+        shutil.copy(shared_dir / "pretrained/ernie-1.0" / name, release)
+    source = read_source(tmp_path)  # descends into the one folder the archive unpacked to
+    assert source.kind == "paddle-params" and source.vocab_file.name == "vocab.txt"
+    ours, report, config = load_and_run(release / "params", ids, mask)
+    assert config.hidden_act == "relu" and config.layer_norm_eps == 1e-5 and config.vocab_size == 18000
+    assert report.layout == "ERNIE static-graph params/"
+    assert len(report.loaded) == 5 + 16 * 12 and not report.not_used and not report.left_random
+    assert sorted(report.expected_leftovers) == ["mask_lm_out_fc.b_0", "pooled_fc.w_0"]
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
+def test_hf_ernie_port_with_bert_prefix_matches_hf(ernie_1, tmp_path):
+    """nghuyong/ernie-1.0 ports before 2022 saved `bert.*` names with gamma/beta LayerNorms."""
+    raw, model, ids, mask, ref = ernie_1
+    sd = {"bert." + k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+          for k, v in state_dict(model).items()}
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in sd.items()}, str(tmp_path / "model.safetensors"))
+    model.config.to_json_file(tmp_path / "config.json")
+    ours, report, _ = load_and_run(tmp_path, ids, mask)
+    assert report.layout == "Hugging Face BERT/ERNIE weights" and not report.left_random
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
+# ERNIE 3.0 nano (PaddleNLP ERNIE_PRETRAINED_INIT_CONFIGURATION, formats.md §4.2).
+ERNIE_3_NANO = dict(vocab_size=40000, hidden_size=312, num_hidden_layers=4, num_attention_heads=12,
+                    intermediate_size=1248, hidden_act="gelu", hidden_dropout_prob=0.1,
+                    attention_probs_dropout_prob=0.1, max_position_embeddings=2048, type_vocab_size=4,
+                    initializer_range=0.02, pad_token_id=0, task_type_vocab_size=16, use_task_id=True)
+
+
+def test_paddlenlp_ernie_3_pdparams_with_task_embedding_matches_hf(tmp_path):
+    config = transformers.ErnieConfig(**ERNIE_3_NANO, layer_norm_eps=1e-12)
+    model = randomize(transformers.ErnieModel(config, add_pooling_layer=False))
+    ids, mask = batch(config.vocab_size)
+    ref = hf_output(model, ids, mask)  # HF adds task_type_embeddings row 0 to every token
+    sd = state_dict(model)
+    pd = {"ernie.embeddings.word_embeddings.weight": sd["embeddings.word_embeddings.weight"],
+          "ernie.embeddings.position_embeddings.weight": sd["embeddings.position_embeddings.weight"],
+          "ernie.embeddings.token_type_embeddings.weight": sd["embeddings.token_type_embeddings.weight"],
+          "ernie.embeddings.task_type_embeddings.weight": sd["embeddings.task_type_embeddings.weight"],
+          "ernie.embeddings.layer_norm.weight": sd["embeddings.LayerNorm.weight"],
+          "ernie.embeddings.layer_norm.bias": sd["embeddings.LayerNorm.bias"]}
+    for i in range(config.num_hidden_layers):
+        d, l = f"ernie.encoder.layers.{i}.", f"encoder.layer.{i}."
+        for short, x in (("q", "query"), ("k", "key"), ("v", "value")):
+            pd[d + f"self_attn.{short}_proj.weight"] = sd[l + f"attention.self.{x}.weight"].T
+            pd[d + f"self_attn.{short}_proj.bias"] = sd[l + f"attention.self.{x}.bias"]
+        pd[d + "self_attn.out_proj.weight"] = sd[l + "attention.output.dense.weight"].T
+        pd[d + "self_attn.out_proj.bias"] = sd[l + "attention.output.dense.bias"]
+        pd[d + "norm1.weight"] = sd[l + "attention.output.LayerNorm.weight"]
+        pd[d + "norm1.bias"] = sd[l + "attention.output.LayerNorm.bias"]
+        pd[d + "linear1.weight"] = sd[l + "intermediate.dense.weight"].T
+        pd[d + "linear1.bias"] = sd[l + "intermediate.dense.bias"]
+        pd[d + "linear2.weight"] = sd[l + "output.dense.weight"].T
+        pd[d + "linear2.bias"] = sd[l + "output.dense.bias"]
+        pd[d + "norm2.weight"] = sd[l + "output.LayerNorm.weight"]
+        pd[d + "norm2.bias"] = sd[l + "output.LayerNorm.bias"]
+    pd = {k: np.ascontiguousarray(v) for k, v in pd.items()}
+    # paddle.save's payload: a plain dict of arrays plus the structured-name table, pickle protocol 4
+    payload = dict(pd, **{"StructuredToParameterName@@": {k: f"param_{n}" for n, k in enumerate(pd)}})
+    (tmp_path / "model_state.pdparams").write_bytes(pickle.dumps(payload, protocol=4))
+    (tmp_path / "model_config.json").write_text(json.dumps(
+        {"init_args": [dict(ERNIE_3_NANO, layer_norm_eps=1e-12)], "init_class": "ErnieModel"}))
+    ours, report, cfg = load_and_run(tmp_path, ids, mask)
+    assert cfg.task_type_vocab_size == 16 and cfg.hidden_act == "gelu" and cfg.type_vocab_size == 4
+    assert report.layout == "PaddleNLP ERNIE .pdparams"
+    assert "embeddings/task_type" in report.loaded and not report.not_used and not report.left_random
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
+# ---- accounting ---------------------------------------------------------------------------------
+
+def test_shape_mismatch_names_tensor_and_both_shapes(google_albert_zh, shared_dir, tmp_path):
+    raw, model, ids, mask, _ = google_albert_zh
+    tensors = hf_albert_to_google_tf1(state_dict(model))
+    tensors["bert/embeddings/position_embeddings"] = tensors["bert/embeddings/position_embeddings"][:256]
+    write_tf1_checkpoint(tmp_path / "albert_model.ckpt", tensors)
+    shutil.copy(shared_dir / "pretrained/albert_base_zh_google/albert_config.json", tmp_path)
+    with pytest.raises(ValueError, match=r"bert/embeddings/position_embeddings has shape \[256, 128\], "
+                                         r"but encoder weight embeddings/position needs \[512, 128\]"):
+        load_and_run(tmp_path, ids, mask)
+
+
+def test_unknown_and_missing_tensors_are_reported(google_albert_zh, shared_dir, tmp_path):
+    raw, model, ids, mask, _ = google_albert_zh
+    tensors = hf_albert_to_google_tf1(state_dict(model))
+    del tensors["bert/embeddings/token_type_embeddings"]
+    tensors["bert/encoder/transformer/group_0/inner_group_0/adapter/kernel"] = np.zeros((4, 4), np.float32)
+    write_tf1_checkpoint(tmp_path / "albert_model.ckpt", tensors)
+    shutil.copy(shared_dir / "pretrained/albert_base_zh_google/albert_config.json", tmp_path)
+    _, report, _ = load_and_run(tmp_path, ids, mask)
+    assert report.not_used == ["bert/encoder/transformer/group_0/inner_group_0/adapter/kernel"]
+    assert report.left_random == ["embeddings/token_type"]
+    assert "1 encoder weights left at random init: embeddings/token_type" in report.summary()
