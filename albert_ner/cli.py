@@ -23,6 +23,8 @@ FIELD_HELP: Dict[str, str] = {
     "dev_file": "dev corpus for model selection (default: hold out --dev-fraction of train)",
     "test_file": "test corpus, evaluated once with the best model (never used for selection)",
     "dev_fraction": "fraction of train sentences held out as dev when no dev file is given",
+    "init": "pretrained encoder: a directory from `albert-ner convert`, or a published checkpoint directory or "
+            "file (brightmart/Google ALBERT TF1, Hugging Face, ERNIE params/, .pdparams); brings its config and vocab",
     "encoder_config": "published encoder config JSON (albert_zh, Google ALBERT, BERT, ERNIE)",
     "encoder_preset": f"encoder size when no --encoder-config is given: {', '.join(PRESETS)}",
     "encoder_dropout": "dropout inside the encoder (overrides the config's values)",
@@ -38,7 +40,7 @@ FIELD_HELP: Dict[str, str] = {
     "batch_size": "training rows per step",
     "eval_batch_size": "rows per step when predicting",
     "epochs": "training epochs",
-    "encoder_lr": "peak learning rate of the encoder (default: --head-lr)",
+    "encoder_lr": "peak learning rate of the encoder (default: 5e-5 with --init, else --head-lr)",
     "head_lr": "peak learning rate of the BiLSTM/dense/CRF head",
     "weight_decay": "AdamW decoupled weight decay (not on LayerNorm or biases)",
     "warmup_ratio": "fraction of steps with linear warmup; then linear decay to 0",
@@ -132,6 +134,14 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise SystemExit(f"error: {args.config}: unknown setting(s) {', '.join(unknown)}")
     values.update(resolve_data_files(args, values))
     vocab = args.vocab_file or values.get("vocab_file") or os.environ.get("ALBERT_NER_VOCAB")
+    init = args.init or values.get("init")
+    if not vocab and init:
+        from albert_ner.weights.convert import pretrained_encoder_config
+
+        _, found = pretrained_encoder_config(init)
+        vocab = str(found) if found else None
+        if vocab:
+            log.info("vocabulary from the pretrained encoder: %s", vocab)
     if not vocab:
         raise SystemExit("error: no vocabulary: pass --vocab-file PATH (a WordPiece vocab.txt) "
                          "or set ALBERT_NER_VOCAB")
@@ -165,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="JSON file of TrainConfig settings; flags override it")
     add_train_config_flags(t)
 
+    c = sub.add_parser("convert", help="convert a pretrained ALBERT/BERT/ERNIE checkpoint into a TF2 directory "
+                                       "that `train --init` reads")
+    c.add_argument("src", help="checkpoint directory or weights file (format detected from tensor names)")
+    c.add_argument("--out", required=True, help="output directory")
+
     e = sub.add_parser("evaluate", help="evaluate a trained model on a labelled corpus")
     e.add_argument("model_dir", help="a directory written by `albert-ner train`")
     e.add_argument("data_file", help="labelled corpus (char<TAB>tag per line)")
@@ -180,6 +195,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = train_config_from_args(args)
     train(cfg)
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from albert_ner.weights.convert import convert
+
+    report = convert(args.src, args.out)
+    print(report.summary())
+    print(f"converted encoder written to {args.out} (use: albert-ner train --init {args.out} ...)")
     return 0
 
 
@@ -209,7 +233,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    commands = {"train": cmd_train, "evaluate": cmd_evaluate}
+    commands = {"train": cmd_train, "convert": cmd_convert, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except (ValueError, FileNotFoundError, DownloadError) as exc:

@@ -227,6 +227,9 @@ class TrainConfig:
     # Without a dev file this fraction of train sentences (a seeded random choice) is held out
     # for model selection; the test set is never used for selection.
     dev_fraction: float = 0.05
+    # Pretrained encoder: a directory from `albert-ner convert` or any published checkpoint
+    # (TF1, Hugging Face, ERNIE params/, .pdparams); its config and vocab come with it.
+    init: Optional[str] = None
     encoder_config: Optional[str] = None  # a published albert/bert/ernie config JSON
     encoder_preset: str = "cpu-small"  # used when encoder_config is not given
     encoder_dropout: Optional[float] = None  # overrides the config's dropouts (0.0 in albert_zh configs)

@@ -29,12 +29,14 @@ from albert_ner.model.tagger import NerTagger
 from albert_ner.train.optim import DynamicLossScale, make_optimizer
 from albert_ner.train.precision import apply_precision, resolve_jit
 from albert_ner.train.report import entity_report, format_table, metric_lines
+from albert_ner.weights.convert import load_pretrained, pretrained_encoder_config
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 RESULTS_FILE = "eval_results.json"
 TRAIN_CONFIG_FILE = "train_config.json"
+PRETRAINED_ENCODER_LR = 5e-5  # default peak LR of a pretrained encoder (the head keeps --head-lr)
 
 
 def emit(line: str) -> None:
@@ -49,6 +51,8 @@ def build_model_config(cfg: TrainConfig, vocab: Vocab, labels, bigram_rows: int)
         overrides = dict(hidden_dropout_prob=cfg.encoder_dropout, attention_probs_dropout_prob=cfg.encoder_dropout)
     if cfg.encoder_config:
         encoder = EncoderConfig.from_pretrained_json(cfg.encoder_config, **overrides)
+    elif cfg.init:
+        encoder, _ = pretrained_encoder_config(cfg.init, **overrides)
     else:
         encoder = preset_encoder(cfg.encoder_preset, vocab_size=len(vocab), **overrides)
     if encoder.vocab_size < len(vocab):
@@ -135,11 +139,14 @@ class Trainer:
         cfg = self.cfg
         self.model = NerTagger(self.model_config)
         self.model.build_weights()
-        log.info("model: %s encoder parameters (random initialization), %s head parameters",
-                 f"{_count(self.model.encoder_variables):,}", f"{_count(self.model.head_variables):,}")
+        self.init_report = load_pretrained(self.model.encoder, cfg.init) if cfg.init else None
+        log.info("model: %s encoder parameters (%s), %s head parameters",
+                 f"{_count(self.model.encoder_variables):,}", f"pretrained: {cfg.init}" if cfg.init
+                 else "random initialization", f"{_count(self.model.head_variables):,}")
         total = self.steps_per_epoch * cfg.epochs
         warmup = int(cfg.warmup_ratio * total)
-        encoder_lr = cfg.encoder_lr if cfg.encoder_lr is not None else cfg.head_lr
+        encoder_lr = cfg.encoder_lr if cfg.encoder_lr is not None else (
+            PRETRAINED_ENCODER_LR if cfg.init else cfg.head_lr)
         self.encoder_opt = make_optimizer(encoder_lr, cfg.weight_decay, warmup, total,
                                           self.model.encoder_variables, "encoder_adamw")
         self.head_opt = make_optimizer(cfg.head_lr, cfg.weight_decay, warmup, total,
@@ -287,6 +294,7 @@ class Trainer:
             "jit": self.jit,
             "train_samples_per_sec": (train_samples / train_seconds) if train_seconds else None,
             "corpora": [dataclasses.asdict(s) for s in self.splits.stats],
+            "pretrained_init": self.init_report,
         }
         for name, sentences in (("dev", self.splits.dev), ("test", self.splits.test)):
             if not sentences:

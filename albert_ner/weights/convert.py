@@ -1,0 +1,94 @@
+"""Pretrained encoders in and out: any published source -> loaded encoder -> converted TF2 directory.
+
+A converted directory holds what the trainer needs and nothing framework-specific:
+    DIR/encoder_config.json   EncoderConfig (layout, activation, epsilon, sizes)
+    DIR/vocab.txt             the source's vocabulary, as published (WordPiece or ERNIE token<TAB>id)
+    DIR/encoder/ckpt.*        a TF2 checkpoint of the TransformerEncoder
+    DIR/conversion_report.json  what was loaded, skipped or left random
+`albert-ner train --init` accepts such a directory or any source `read_source` understands.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import tensorflow as tf
+
+from albert_ner.config import EncoderConfig, from_dict, load_json, save_json
+from albert_ner.model.encoder import TransformerEncoder
+from albert_ner.weights.loader import LoadReport, assign_encoder_weights
+from albert_ner.weights.sources import read_source
+
+log = logging.getLogger(__name__)
+
+ENCODER_CONFIG = "encoder_config.json"
+ENCODER_PREFIX = "encoder/ckpt"
+REPORT_FILE = "conversion_report.json"
+VOCAB_FILE = "vocab.txt"
+
+
+def is_converted(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and (path / ENCODER_CONFIG).is_file()
+
+
+def _build(encoder: TransformerEncoder) -> None:
+    """Create the encoder's variables with a dummy call."""
+    ids = tf.zeros([1, 4], tf.int32)
+    encoder(ids, tf.ones([1, 4], tf.bool), training=False)
+
+
+def pretrained_encoder_config(path: str | Path, **overrides: Any) -> Tuple[EncoderConfig, Optional[Path]]:
+    """(EncoderConfig, vocab file) of a converted directory or a published source, without reading weights."""
+    path = Path(path)
+    if is_converted(path):
+        raw = load_json(path / ENCODER_CONFIG)
+        raw.update(overrides)
+        vocab = path / VOCAB_FILE
+        return from_dict(EncoderConfig, raw, str(path / ENCODER_CONFIG)), vocab if vocab.is_file() else None
+    source = read_source(path)
+    if source.config_file is None:
+        raise FileNotFoundError(f"{path}: no config file beside the weights (looked for config.json, "
+                                "albert_config*.json, bert_config.json, ernie_config.json, model_config.json)")
+    return EncoderConfig.from_pretrained_json(source.config_file, **overrides), source.vocab_file
+
+
+def load_pretrained(encoder: TransformerEncoder, path: str | Path) -> Dict[str, Any]:
+    """Fill a built encoder from a converted directory or a published source; returns the load report."""
+    path = Path(path)
+    if is_converted(path):
+        status = tf.train.Checkpoint(encoder=encoder).read(str(path / ENCODER_PREFIX))
+        status.assert_existing_objects_matched().expect_partial()
+        log.info("%s: encoder weights restored from a converted checkpoint", path)
+        report = load_json(path / REPORT_FILE) if (path / REPORT_FILE).is_file() else {"source": str(path)}
+        return report
+    source = read_source(path)
+    return assign_encoder_weights(encoder, source.tensors, str(source.path)).to_dict()
+
+
+def convert(src: str | Path, out_dir: str | Path) -> LoadReport:
+    """Read any supported source, load it into an encoder, and write a converted directory."""
+    config, vocab = pretrained_encoder_config(src)
+    if is_converted(src):
+        raise ValueError(f"{src}: already a converted directory")
+    source = read_source(src)
+    encoder = TransformerEncoder(config, name="encoder")
+    _build(encoder)
+    report = assign_encoder_weights(encoder, source.tensors, str(source.path))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_json(config, out / ENCODER_CONFIG)
+    if vocab is None:
+        log.warning("%s: no vocab file found beside the weights; pass --vocab-file when training", src)
+    else:
+        shutil.copyfile(vocab, out / VOCAB_FILE)
+    if source.spm_file is not None:
+        shutil.copyfile(source.spm_file, out / source.spm_file.name)
+    tf.train.Checkpoint(encoder=encoder).write(str(out / ENCODER_PREFIX))
+    (out / REPORT_FILE).write_text(json.dumps(dict(report.to_dict(), kind=source.kind,
+                                                   config_file=str(source.config_file)),
+                                              indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return report
