@@ -23,7 +23,8 @@ FIELD_HELP: Dict[str, str] = {
     "dev_file": "dev corpus for model selection (default: hold out --dev-fraction of train)",
     "test_file": "test corpus, evaluated once with the best model (never used for selection)",
     "dev_fraction": "fraction of train sentences held out as dev when no dev file is given",
-    "init": "pretrained encoder: a directory from `albert-ner convert`, or a published checkpoint directory or "
+    "init": "pretrained encoder: a known name (see `albert-ner download --list`; downloaded once into "
+            "$ALBERT_NER_CACHE), a directory from `albert-ner convert`, or a published checkpoint directory or "
             "file (brightmart/Google ALBERT TF1, Hugging Face, ERNIE params/, .pdparams); brings its config and vocab",
     "encoder_config": "published encoder config JSON (albert_zh, Google ALBERT, BERT, ERNIE)",
     "encoder_preset": f"encoder size when no --encoder-config is given: {', '.join(PRESETS)}",
@@ -135,6 +136,10 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     values.update(resolve_data_files(args, values))
     vocab = args.vocab_file or values.get("vocab_file") or os.environ.get("ALBERT_NER_VOCAB")
     init = args.init or values.get("init")
+    if init:
+        from pretrained import resolve_pretrained
+
+        init = values["init"] = str(resolve_pretrained(init))
     if not vocab and init:
         from albert_ner.weights.convert import pretrained_encoder_config
 
@@ -177,8 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("convert", help="convert a pretrained ALBERT/BERT/ERNIE checkpoint into a TF2 directory "
                                        "that `train --init` reads")
-    c.add_argument("src", help="checkpoint directory or weights file (format detected from tensor names)")
+    c.add_argument("src", help="checkpoint directory, weights file or known name (format detected from tensor "
+                                "names)")
     c.add_argument("--out", required=True, help="output directory")
+
+    d = sub.add_parser("download", help="download a known pretrained checkpoint into the cache")
+    d.add_argument("name", nargs="?", help="checkpoint name (see --list)")
+    d.add_argument("--list", action="store_true", help="list the known checkpoints")
+    d.add_argument("--cache-dir", help="cache directory (default $ALBERT_NER_CACHE or ~/.cache/albert-ner/pretrained)")
 
     e = sub.add_parser("evaluate", help="evaluate a trained model on a labelled corpus")
     e.add_argument("model_dir", help="a directory written by `albert-ner train`")
@@ -198,10 +209,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    from pretrained import KNOWN, resolve_pretrained
+
+    if args.list or not args.name:
+        for name, c in KNOWN.items():
+            print(f"{name:24s} {c.description}\n{'':24s} {', '.join(f.urls[0] for f in c.files)}")
+        return 0
+    if args.name not in KNOWN:
+        raise ValueError(f"unknown checkpoint {args.name!r}; known: {', '.join(KNOWN)}")
+    print(resolve_pretrained(args.name, args.cache_dir))
+    return 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from albert_ner.weights.convert import convert
+    from pretrained import resolve_pretrained
 
-    report = convert(args.src, args.out)
+    report = convert(resolve_pretrained(args.src), args.out)
     print(report.summary())
     print(f"converted encoder written to {args.out} (use: albert-ner train --init {args.out} ...)")
     return 0
@@ -233,7 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    commands = {"train": cmd_train, "convert": cmd_convert, "evaluate": cmd_evaluate}
+    commands = {"train": cmd_train, "convert": cmd_convert, "download": cmd_download, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except (ValueError, FileNotFoundError, DownloadError) as exc:

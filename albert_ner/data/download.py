@@ -52,8 +52,39 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def _download(url: str, part: Path, timeout: float) -> None:
+    """Stream url into `part`, resuming after the bytes already there when the server allows ranges."""
+    have = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        resp = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or not have:  # 416: the range starts at the end, i.e. the file is complete
+            raise
+        return
+    with resp:
+        resumed = bool(have) and getattr(resp, "status", None) == 206
+        if have and not resumed:
+            log.info("%s: the server does not resume; downloading from the start", url)
+        size = resp.headers.get("Content-Length")
+        total = (int(size) + (have if resumed else 0)) if size and size.isdigit() else None
+        log.info("downloading %s -> %s%s", url, part.with_suffix(""),
+                 f" (resuming at {have:,} bytes)" if resumed else "")
+        from tqdm import tqdm
+
+        with open(part, "ab" if resumed else "wb") as out, tqdm(
+                total=total, initial=have if resumed else 0, unit="B", unit_scale=True, disable=None,
+                desc=part.name[:-len(".part")], mininterval=2.0) as bar:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+                bar.update(len(chunk))
+
+
 def fetch(remote: RemoteFile, dest_dir: str | Path, timeout: float = 30.0) -> Path:
-    """Download `remote` into dest_dir (atomically, checksum-verified) unless it is already there."""
+    """Download `remote` into dest_dir (atomically, checksum-verified) unless it is already there.
+
+    An interrupted download leaves `NAME.part`; the next call resumes it with an HTTP range request.
+    """
     dest = Path(dest_dir) / remote.name
     if dest.is_file():
         return dest
@@ -62,10 +93,7 @@ def fetch(remote: RemoteFile, dest_dir: str | Path, timeout: float = 30.0) -> Pa
     errors = []
     for url in remote.urls:
         try:
-            log.info("downloading %s -> %s", url, dest)
-            with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as out:
-                while chunk := resp.read(1 << 20):
-                    out.write(chunk)
+            _download(url, part, timeout)
         except (urllib.error.URLError, OSError) as exc:
             errors.append(f"{url}: {exc}")
             continue

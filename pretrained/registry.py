@@ -1,0 +1,83 @@
+"""Known pretrained Chinese encoders, in one table: where each is published and how it is laid out.
+
+A RemoteFile's sha256 is checked after download; none of these publishers states one, so add it
+here once a file is known (downloads are still atomic and resumable without it).
+Sources: brightmart/albert_zh README, google-research/albert README, PaddlePaddle/ERNIE README,
+PaddleNLP ernie configuration.py, Hugging Face model cards (see ../shared/notes/formats.md).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Optional, Tuple
+
+from albert_ner.data.download import RemoteFile
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedCheckpoint:
+    """A published checkpoint: its files (archives are unpacked), and a config to write if it ships none."""
+
+    name: str
+    description: str
+    homepage: str
+    files: Tuple[RemoteFile, ...]
+    # Written as model_config.json beside the weights when the release has no config of its own
+    # (PaddleNLP keeps its configs in code).
+    config: Optional[Dict[str, Any]] = None
+
+
+def _bm(name: str, archive: str, description: str) -> PretrainedCheckpoint:
+    return PretrainedCheckpoint(name, description, "https://github.com/brightmart/albert_zh",
+                                (RemoteFile(archive, (f"https://storage.googleapis.com/albert_zh/{archive}",)),))
+
+
+def _hf(name: str, repo: str, description: str, files=("config.json", "pytorch_model.bin", "vocab.txt")):
+    return PretrainedCheckpoint(name, description, f"https://huggingface.co/{repo}", tuple(
+        RemoteFile(f, (f"https://huggingface.co/{repo}/resolve/main/{f}",)) for f in files))
+
+
+_PADDLENLP = "https://bj.bcebos.com/paddlenlp/models/transformers"
+_ERNIE3_BASE = dict(vocab_size=40000, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                    intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1,
+                    attention_probs_dropout_prob=0.1, max_position_embeddings=2048, type_vocab_size=4,
+                    initializer_range=0.02, pad_token_id=0, use_task_id=True, task_type_vocab_size=3,
+                    layer_norm_eps=1e-12)
+
+KNOWN: Dict[str, PretrainedCheckpoint] = {c.name: c for c in (
+    # brightmart albert_zh (TF1, post-LN, projection before the position embeddings): the original NER
+    # project fine-tuned albert_base_zh_additional_36k_steps.
+    _bm("albert_base_zh", "albert_base_zh_additional_36k_steps.zip",
+        "brightmart ALBERT base, Chinese, 12 shared layers, H 768 / E 128 (+36k steps)"),
+    _bm("albert_base_zh_small", "albert_base_zh.zip", "brightmart ALBERT base, Chinese (early release)"),
+    _bm("albert_tiny_zh", "albert_tiny_489k.zip", "brightmart ALBERT tiny, Chinese, 4 layers, H 312"),
+    _bm("albert_large_zh", "albert_large_zh.zip", "brightmart ALBERT large, Chinese, 24 layers, H 1024"),
+    _bm("albert_small_zh_google", "albert_small_zh_google.zip",
+        "brightmart ALBERT small in Google's format, Chinese, 6 layers, H 384"),
+    _bm("albert_tiny_zh_google", "albert_tiny_zh_google.zip",
+        "brightmart ALBERT tiny in Google's format, Chinese, 4 layers, H 312"),
+    # Google's official Chinese ALBERT (TF1, relu, WordPiece vocab_chinese.txt).
+    PretrainedCheckpoint("albert_base_zh_google", "Google ALBERT base, Chinese (official, relu)",
+                         "https://github.com/google-research/albert",
+                         (RemoteFile("albert_base_zh.tar.gz",
+                                     ("https://storage.googleapis.com/albert_models/albert_base_zh.tar.gz",)),)),
+    PretrainedCheckpoint("albert_large_zh_google", "Google ALBERT large, Chinese (official, relu)",
+                         "https://github.com/google-research/albert",
+                         (RemoteFile("albert_large_zh.tar.gz",
+                                     ("https://storage.googleapis.com/albert_models/albert_large_zh.tar.gz",)),)),
+    # ERNIE 1.0 as released with its static-graph params/, ernie_config.json and vocab.txt.
+    PretrainedCheckpoint("ernie-1.0", "Baidu ERNIE 1.0 base, Chinese (static-graph params/, relu)",
+                         "https://github.com/PaddlePaddle/ERNIE",
+                         (RemoteFile("ERNIE_stable-1.0.1.tar.gz",
+                                     ("https://baidu-nlp.bj.bcebos.com/ERNIE_stable-1.0.1.tar.gz",)),)),
+    # PaddleNLP dygraph weights (.pdparams); the configs live in PaddleNLP's code, so they are written here.
+    PretrainedCheckpoint("ernie-3.0-base-zh", "Baidu ERNIE 3.0 base, Chinese (PaddleNLP .pdparams)",
+                         "https://github.com/PaddlePaddle/PaddleNLP",
+                         (RemoteFile("model_state.pdparams", (f"{_PADDLENLP}/ernie_3.0/ernie_3.0_base_zh.pdparams",)),
+                          RemoteFile("vocab.txt", (f"{_PADDLENLP}/ernie_3.0/ernie_3.0_base_zh_vocab.txt",))),
+                         config={"init_args": [_ERNIE3_BASE], "init_class": "ErnieModel"}),
+    # Hugging Face ports.
+    _hf("ernie-1.0-base-zh-hf", "nghuyong/ernie-1.0-base-zh", "ERNIE 1.0 base, Hugging Face port (nghuyong)"),
+    _hf("ernie-3.0-base-zh-hf", "nghuyong/ernie-3.0-base-zh", "ERNIE 3.0 base, Hugging Face port (nghuyong)"),
+    _hf("albert_chinese_base-hf", "voidful/albert_chinese_base",
+        "Google ALBERT base Chinese, Hugging Face port (voidful)"),
+)}
