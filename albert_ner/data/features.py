@@ -19,6 +19,7 @@ from albert_ner.data.pipeline import BatchPlanner, EncodedCorpus, Window, label_
 from albert_ner.data.vocab import Vocab
 
 VOCAB_FILE = "vocab.txt"
+SPM_VOCAB_FILE = "vocab.model"  # when the encoder's vocabulary is a SentencePiece model
 BIGRAM_FILE = "bigrams.txt"
 
 
@@ -63,7 +64,7 @@ class Featurizer:
     def save(self, model_dir: str | Path, vocab_file: str | Path) -> None:
         """Copy the vocab and write the bigram list into the model directory."""
         model_dir = Path(model_dir)
-        dest = model_dir / VOCAB_FILE
+        dest = model_dir / (SPM_VOCAB_FILE if str(vocab_file).endswith(".model") else VOCAB_FILE)
         if Path(vocab_file).resolve() != dest.resolve():
             dest.write_bytes(Path(vocab_file).read_bytes())
         if self.bigrams is not None:
@@ -73,7 +74,9 @@ class Featurizer:
     def load(cls, model_dir: str | Path, lexicon: bool, bigrams: bool, pos: bool = False) -> "Featurizer":
         """The featurizer a model directory was trained with (which features: from its head config)."""
         model_dir = Path(model_dir)
-        vocab = Vocab.from_file(model_dir / VOCAB_FILE)
+        spm = model_dir / SPM_VOCAB_FILE
+        vocab = Vocab.from_file(spm if spm.is_file() and not (model_dir / VOCAB_FILE).is_file()
+                                else model_dir / VOCAB_FILE)
         return cls(vocab, lexicon, BigramVocab.load(model_dir / BIGRAM_FILE) if bigrams else None, pos)
 
 

@@ -12,7 +12,10 @@ import numpy as np
 PathLike = Union[str, "os.PathLike[str]"]
 PAD, UNK, CLS, SEP = "[PAD]", "[UNK]", "[CLS]", "[SEP]"
 REQUIRED_SPECIALS = (PAD, UNK, CLS, SEP)
-WHITESPACE_TOKENS = ("[unused1]", "[SPACE]", "[BLANK]")
+WHITESPACE_TOKENS = ("[unused1]", "[SPACE]", "[BLANK]", "\u2581")
+# SentencePiece models (Google ALBERT's spm) spell two of the required specials differently.
+SPECIAL_ALIASES = {PAD: "<pad>", UNK: "<unk>"}
+SPM_WORD_START = "\u2581"  # "▁": SentencePiece's mark for a piece that starts a word
 _BLANK_CATEGORIES = frozenset(("Cc", "Cf", "Zs"))
 
 
@@ -94,22 +97,40 @@ class Vocab:
     def __init__(self, token_ids: Mapping[str, int], source: str = "<vocab>"):
         self.source = source
         self._ids: Dict[str, int] = dict(token_ids)
+        for token, alias in SPECIAL_ALIASES.items():
+            if token not in self._ids and alias in self._ids:
+                self._ids[token] = self._ids[alias]
         missing = [t for t in REQUIRED_SPECIALS if t not in self._ids]
         if missing:
             raise ValueError(f"{source}: vocabulary lacks required special token(s) {', '.join(missing)}")
         size = max(self._ids.values()) + 1
         tokens: List[str] = [""] * size
         for token, idx in self._ids.items():
-            tokens[idx] = token
+            if not tokens[idx]:  # an aliased special keeps its original spelling
+                tokens[idx] = token
         self._tokens: Tuple[str, ...] = tuple(tokens)
         self.pad_id, self.unk_id, self.cls_id, self.sep_id = (self._ids[t] for t in REQUIRED_SPECIALS)
         self.space_id = next((self._ids[t] for t in WHITESPACE_TOKENS if t in self._ids), self.unk_id)
         self._cache: Dict[str, int] = {}
 
     @classmethod
-    def from_file(cls, path: PathLike) -> "Vocab":
-        """Read a plain one-token-per-line vocab.txt or an ERNIE `token<TAB>id` vocab."""
+    def from_sentencepiece(cls, path: PathLike) -> "Vocab":
+        """The pieces of a SentencePiece model (as Google's ALBERT tokenization builds its vocab)."""
+        import sentencepiece as spm
+
         source = os.fspath(path)
+        try:
+            sp = spm.SentencePieceProcessor(model_file=source)
+        except (OSError, RuntimeError) as exc:
+            raise ValueError(f"{source}: not a SentencePiece model: {exc}") from None
+        return cls({sp.id_to_piece(i): i for i in range(sp.get_piece_size())}, source)
+
+    @classmethod
+    def from_file(cls, path: PathLike) -> "Vocab":
+        """Read a plain one-token-per-line vocab.txt, an ERNIE `token<TAB>id` vocab, or a SentencePiece .model."""
+        source = os.fspath(path)
+        if source.endswith(".model"):
+            return cls.from_sentencepiece(path)
         data = Path(path).read_bytes()
         try:
             text = data.decode("utf-8")
@@ -149,8 +170,10 @@ class Vocab:
             return self.space_id
         norm = normalize_char(ch)
         for candidate in (norm, ch, _strip_accents(norm), PUNCTUATION_FALLBACK.get(ch)):
-            if candidate is not None and candidate in self._ids:
-                return self._ids[candidate]
+            if candidate is not None:
+                for token in (candidate, SPM_WORD_START + candidate):  # WordPiece, then SentencePiece
+                    if token in self._ids:
+                        return self._ids[token]
         return self.unk_id
 
     def encode(self, chars: Sequence[str]) -> np.ndarray:

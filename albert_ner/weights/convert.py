@@ -47,13 +47,14 @@ def pretrained_encoder_config(path: str | Path, **overrides: Any) -> Tuple[Encod
     if is_converted(path):
         raw = load_json(path / ENCODER_CONFIG)
         raw.update(overrides)
-        vocab = path / VOCAB_FILE
-        return from_dict(EncoderConfig, raw, str(path / ENCODER_CONFIG)), vocab if vocab.is_file() else None
+        vocabs = [path / VOCAB_FILE] + sorted(path.glob("*.model"))
+        vocab = next((v for v in vocabs if v.is_file()), None)
+        return from_dict(EncoderConfig, raw, str(path / ENCODER_CONFIG)), vocab
     source = read_source(path)
     if source.config_file is None:
         raise FileNotFoundError(f"{path}: no config file beside the weights (looked for config.json, "
                                 "albert_config*.json, bert_config.json, ernie_config.json, model_config.json)")
-    return EncoderConfig.from_pretrained_json(source.config_file, **overrides), source.vocab_file
+    return EncoderConfig.from_pretrained_json(source.config_file, **overrides), source.vocab_file or source.spm_file
 
 
 def load_pretrained(encoder: TransformerEncoder, path: str | Path) -> Dict[str, Any]:
@@ -83,10 +84,8 @@ def convert(src: str | Path, out_dir: str | Path) -> LoadReport:
     save_json(config, out / ENCODER_CONFIG)
     if vocab is None:
         log.warning("%s: no vocab file found beside the weights; pass --vocab-file when training", src)
-    else:
-        shutil.copyfile(vocab, out / VOCAB_FILE)
-    if source.spm_file is not None:
-        shutil.copyfile(source.spm_file, out / source.spm_file.name)
+    else:  # vocab.txt, or the SentencePiece model under its own name
+        shutil.copyfile(vocab, out / (VOCAB_FILE if vocab.suffix == ".txt" else vocab.name))
     tf.train.Checkpoint(encoder=encoder).write(str(out / ENCODER_PREFIX))
     (out / REPORT_FILE).write_text(json.dumps(dict(report.to_dict(), kind=source.kind,
                                                    config_file=str(source.config_file)),

@@ -143,3 +143,36 @@ def test_undecodable_vocab(tmp_path):
     with pytest.raises(ValueError, match="not UTF-8") as info:
         Vocab.from_file(path)
     assert str(info.value).startswith(f"{path}:3: ")
+
+
+def test_sentencepiece_model_maps_each_char_to_its_piece(tmp_path):
+    """Google ALBERT ships an spm model instead of vocab.txt; specials are <pad>/<unk>/[CLS]/[SEP]."""
+    import sentencepiece as spm
+
+    text = "北京欢迎你 上海是中国的城市 张三在北京大学工作 the quick brown fox\n" * 50
+    (tmp_path / "corpus.txt").write_text(text, encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(tmp_path / "corpus.txt"), model_prefix=str(tmp_path / "sp"),
+                                   vocab_size=60, model_type="unigram", character_coverage=1.0,
+                                   hard_vocab_limit=False, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
+                                   user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"])
+    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "sp.model"))
+    vocab = Vocab.from_file(tmp_path / "sp.model")
+    assert (vocab.pad_id, vocab.unk_id) == (sp.piece_to_id("<pad>"), sp.piece_to_id("<unk>")) == (0, 1)
+    assert (vocab.cls_id, vocab.sep_id) == (sp.piece_to_id("[CLS]"), sp.piece_to_id("[SEP]"))
+    assert vocab.tokens[0] == "<pad>" and len(vocab) == sp.get_piece_size()
+    ids = vocab.encode(list("北京 张q😀"))
+    for ch, idx in zip("北京", ids[:2]):
+        piece = ch if sp.piece_to_id(ch) != sp.unk_id() else "\u2581" + ch
+        assert idx == sp.piece_to_id(piece) != vocab.unk_id
+    assert ids[2] == sp.piece_to_id("\u2581")  # whitespace -> the word-start piece
+    assert ids[-1] == vocab.unk_id  # an unseen character
+    # a model directory keeps the spm model as vocab.model and reads it back
+    from albert_ner.data.features import Featurizer
+
+    (tmp_path / "model").mkdir()
+    Featurizer(vocab).save(tmp_path / "model", tmp_path / "sp.model")
+    assert (tmp_path / "model/vocab.model").read_bytes() == (tmp_path / "sp.model").read_bytes()
+    assert Featurizer.load(tmp_path / "model", lexicon=False, bigrams=False).vocab.tokens == vocab.tokens
+    with pytest.raises(ValueError, match="not a SentencePiece model"):
+        (tmp_path / "bad.model").write_bytes(b"junk")
+        Vocab.from_file(tmp_path / "bad.model")
