@@ -155,12 +155,10 @@ def test_hf_albert_safetensors_matches_hf(google_albert_zh, tmp_path):
     assert_same_on_real_tokens(ours, ref, mask)
 
 
-def test_brightmart_albert_base_tf1_checkpoint_matches_shared_layer_bert(shared_dir, tmp_path):
-    """brightmart projects E->H before adding positions; a BertModel whose word table is W @ W2 and
-    whose 12 layers all hold the one shared layer computes the same thing."""
-    raw = shared_config(shared_dir, "albert_config/albert_config_base.json")
+def brightmart_checkpoint(raw, seed):
+    """Random arrays under brightmart's exact names (formats.md §1.4) for a config dict."""
     h, e, v, i = raw["hidden_size"], raw["embedding_size"], raw["vocab_size"], raw["intermediate_size"]
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
     normal = lambda *shape: (rng.normal(size=shape) * 0.05).astype(np.float32)
     gain = lambda n: (1 + rng.normal(size=n) * 0.05).astype(np.float32)
     p = "bert/encoder/layer_shared/"
@@ -176,39 +174,100 @@ def test_brightmart_albert_base_tf1_checkpoint_matches_shared_layer_bert(shared_
     for x in ("query", "key", "value"):
         ckpt[p + f"attention/self/{x}/kernel"] = normal(h, h)
         ckpt[p + f"attention/self/{x}/bias"] = normal(h)
-    write_tf1_checkpoint(tmp_path / "albert_model.ckpt", ckpt)
-    shutil.copy(shared_dir / "pretrained/albert_config/albert_config_base.json", tmp_path)
+    return ckpt
 
-    bert = transformers.BertModel(transformers.BertConfig(
-        vocab_size=v, hidden_size=h, num_hidden_layers=raw["num_hidden_layers"],
-        num_attention_heads=raw["num_attention_heads"], intermediate_size=i, hidden_act="gelu_new",
-        layer_norm_eps=1e-12, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0), add_pooling_layer=False)
+
+def shared_layer_state_dict(ckpt, layers, layer_norms, position_offset=0):
+    """HF BERT-layout state dict: word table W @ W2 and the one shared layer copied into every layer.
+    `layer_norms` maps HF LayerNorm names onto brightmart's two LayerNorm scopes."""
+    p = "bert/encoder/layer_shared/"
+    pos = ckpt["bert/embeddings/position_embeddings"]
+    if position_offset:  # RoBERTa-style models count positions from padding_idx + 1
+        pos = np.concatenate([np.zeros((position_offset, pos.shape[1]), np.float32), pos])
     sd = {"embeddings.word_embeddings.weight": ckpt["bert/embeddings/word_embeddings"]
           @ ckpt["bert/embeddings/word_embeddings_2"],
-          "embeddings.position_embeddings.weight": ckpt["bert/embeddings/position_embeddings"],
+          "embeddings.position_embeddings.weight": pos,
           "embeddings.token_type_embeddings.weight": ckpt["bert/embeddings/token_type_embeddings"],
           "embeddings.LayerNorm.weight": ckpt["bert/embeddings/LayerNorm/gamma"],
           "embeddings.LayerNorm.bias": ckpt["bert/embeddings/LayerNorm/beta"]}
     parts = {"attention.self.query": "attention/self/query", "attention.self.key": "attention/self/key",
              "attention.self.value": "attention/self/value", "attention.output.dense": "attention/output/dense",
              "intermediate.dense": "intermediate/dense", "output.dense": "output/dense"}
-    for layer in range(raw["num_hidden_layers"]):
+    for layer in range(layers):
         for hf, tf1 in parts.items():
             sd[f"encoder.layer.{layer}.{hf}.weight"] = ckpt[p + tf1 + "/kernel"].T
             sd[f"encoder.layer.{layer}.{hf}.bias"] = ckpt[p + tf1 + "/bias"]
-        for hf, tf1 in (("attention.output.LayerNorm", "attention/output/LayerNorm"),
-                        ("output.LayerNorm", "output/LayerNorm")):
+        for hf, tf1 in layer_norms.items():
             sd[f"encoder.layer.{layer}.{hf}.weight"] = ckpt[p + tf1 + "/gamma"]
             sd[f"encoder.layer.{layer}.{hf}.bias"] = ckpt[p + tf1 + "/beta"]
-    bert.load_state_dict({k: torch.tensor(a) for k, a in sd.items()}, strict=False)
-    bert.eval()
-    ids, mask = batch(v)
+    return sd
+
+
+def load_state(model, sd):
+    """Load every encoder tensor into the HF model; fail if any encoder weight is left out."""
+    result = model.load_state_dict({k: torch.tensor(a) for k, a in sd.items()}, strict=False)
+    missing = [k for k in result.missing_keys if k.startswith(("embeddings.", "encoder."))]
+    assert not missing and not result.unexpected_keys, (missing, result.unexpected_keys)
+    return model.eval()
+
+
+def test_brightmart_albert_base_tf1_checkpoint_matches_shared_layer_bert(shared_dir, tmp_path):
+    """brightmart projects E->H before adding positions; a BertModel whose word table is W @ W2 and
+    whose 12 layers all hold the one shared layer computes the same thing."""
+    raw = shared_config(shared_dir, "albert_config/albert_config_base.json")
+    ckpt = brightmart_checkpoint(raw, seed=3)
+    write_tf1_checkpoint(tmp_path / "albert_model.ckpt", ckpt)
+    shutil.copy(shared_dir / "pretrained/albert_config/albert_config_base.json", tmp_path)
+    bert = transformers.BertModel(transformers.BertConfig(
+        vocab_size=raw["vocab_size"], hidden_size=raw["hidden_size"], num_hidden_layers=raw["num_hidden_layers"],
+        num_attention_heads=raw["num_attention_heads"], intermediate_size=raw["intermediate_size"],
+        hidden_act="gelu_new", layer_norm_eps=1e-12, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+        add_pooling_layer=False)
+    load_state(bert, shared_layer_state_dict(ckpt, raw["num_hidden_layers"], {
+        "attention.output.LayerNorm": "attention/output/LayerNorm", "output.LayerNorm": "output/LayerNorm"}))
+    ids, mask = batch(raw["vocab_size"])
     ref = hf_output(bert, ids, mask)
 
     ours, report, config = load_and_run(tmp_path, ids, mask)
     assert config.embedding_layout == "project_first" and config.num_layer_groups == 1
     assert report.layout == "TF1 BERT/brightmart albert_zh checkpoint"
     assert len(report.loaded) == 22 and not report.not_used and not report.left_random
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
+def test_brightmart_preln_checkpoint_matches_prelayernorm_reference(shared_dir, tmp_path):
+    """albert_config_xxlarge.json is pre-LN (ln_type "preln"): the same variable names, but
+    attention/output/LayerNorm runs before attention and output/LayerNorm before the FFN, with no final
+    LayerNorm. Hugging Face's RoBERTa-PreLayerNorm is that block; the output of its encoder stack
+    (before the model's closing LayerNorm) is the reference. Widths are cut from 4096 to 64 to keep the test small."""
+    raw = shared_config(shared_dir, "albert_config/albert_config_xxlarge.json")
+    assert raw["ln_type"] == "preln"
+    raw.update(hidden_size=64, num_attention_heads=4, intermediate_size=128, embedding_size=16, num_hidden_layers=3)
+    ckpt = brightmart_checkpoint(raw, seed=4)
+    write_tf1_checkpoint(tmp_path / "albert_model.ckpt", ckpt)
+    (tmp_path / "albert_config_xxlarge.json").write_text(json.dumps(raw))
+    ref_model = transformers.RobertaPreLayerNormModel(transformers.RobertaPreLayerNormConfig(
+        vocab_size=raw["vocab_size"], hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
+        intermediate_size=128, hidden_act="gelu_new", layer_norm_eps=1e-12, max_position_embeddings=514,
+        type_vocab_size=2, pad_token_id=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+        add_pooling_layer=False)
+    load_state(ref_model, shared_layer_state_dict(ckpt, 3, {
+        "attention.LayerNorm": "attention/output/LayerNorm", "intermediate.LayerNorm": "output/LayerNorm"},
+        position_offset=2))
+    ids, mask = batch(raw["vocab_size"])
+    captured = {}  # the encoder stack's output, before the model's closing LayerNorm
+
+    def keep(module, args, out):  # returns None, so the model's own output is left alone
+        captured["x"] = out[0]
+
+    ref_model.encoder.register_forward_hook(keep)
+    final_ln = hf_output(ref_model, ids, mask)
+    ref = captured["x"].numpy()
+    assert np.abs(final_ln - ref).max() > 0.1  # so the hook really took the pre-LayerNorm tensor
+
+    ours, report, config = load_and_run(tmp_path, ids, mask)
+    assert config.ln_type == "preln" and config.embedding_layout == "project_first"
+    assert not report.not_used and not report.left_random
     assert_same_on_real_tokens(ours, ref, mask)
 
 
