@@ -216,9 +216,7 @@ def cmd_download(args: argparse.Namespace) -> int:
         for name, c in KNOWN.items():
             print(f"{name:24s} {c.description}\n{'':24s} {', '.join(f.urls[0] for f in c.files)}")
         return 0
-    if args.name not in KNOWN:
-        raise ValueError(f"unknown checkpoint {args.name!r}; known: {', '.join(KNOWN)}")
-    print(resolve_pretrained(args.name, args.cache_dir))
+    print(resolve_pretrained(args.name, args.cache_dir))  # a known name (fetched once) or a local path
     return 0
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sourced by run_train.sh and run_tests.sh: create or reuse the virtualenv and install the package.
-# Usage: source scripts/ensure-venv.sh [EXTRAS]   (EXTRAS e.g. "dev"); sets $venv.
+# Usage: source scripts/ensure-venv.sh EXTRAS   (EXTRAS e.g. "dev,reference", or "" for none); sets $venv.
+# Always pass EXTRAS: `source` without arguments hands the caller's own arguments to this script.
 venv="${VENV:-.venv}"
 python="${PYTHON:-python3}"
 extras="${1:-}"

@@ -17,4 +17,4 @@ def test_shell_scripts_pass_shellcheck():
 
 def test_run_train_passes_user_flags_after_its_defaults():
     text = (ROOT / "run_train.sh").read_text()
-    assert '"${defaults[@]}" "${args[@]}"' in text  # argparse: the later flag wins
+    assert '"${defaults[@]}" "${args[@]+"${args[@]}"}"' in text  # argparse: the later flag wins
