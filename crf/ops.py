@@ -34,6 +34,7 @@ __all__ = [
     "crf_log_norm",
     "crf_log_likelihood",
     "crf_decode",
+    "crf_marginals",
 ]
 
 
@@ -101,8 +102,14 @@ def crf_sequence_score(
 def crf_log_norm(potentials: TensorLike, lengths: TensorLike, transitions: TensorLike) -> tf.Tensor:
     """Log partition function [B] (float32) by the forward algorithm; 0 for rows of length 0."""
     potentials, lengths, transitions = _prepare(potentials, lengths, transitions)
-    max_len = tf.shape(potentials)[1]
+    alphas = _forward_alphas(potentials, lengths, transitions)  # [T, B, K]
+    log_norm = tf.reduce_logsumexp(alphas[-1], axis=1)
+    return tf.where(lengths > 0, log_norm, tf.zeros_like(log_norm))
 
+
+def _forward_alphas(potentials: tf.Tensor, lengths: tf.Tensor, transitions: tf.Tensor) -> tf.Tensor:
+    """Forward log-scores alpha_t [T, B, K]; beyond a row's length the last valid alpha is carried."""
+    max_len = tf.shape(potentials)[1]
     elems = (_time_major(potentials), _update_mask(lengths, max_len))
     trans = transitions[tf.newaxis, :, :]  # [1, K, K]
 
@@ -114,9 +121,32 @@ def crf_log_norm(potentials: TensorLike, lengths: TensorLike, transitions: Tenso
 
     # Step t = 0 is always masked, so the state after it is potentials[:, 0]; this keeps
     # the scan non-empty for T == 1 without any tf.cond.
-    alphas = tf.scan(step, elems, initializer=potentials[:, 0, :])  # [T, B, K]
-    log_norm = tf.reduce_logsumexp(alphas[-1], axis=1)
-    return tf.where(lengths > 0, log_norm, tf.zeros_like(log_norm))
+    return tf.scan(step, elems, initializer=potentials[:, 0, :])
+
+
+def crf_marginals(potentials: TensorLike, lengths: TensorLike, transitions: TensorLike) -> tf.Tensor:
+    """P(tag_t = k | sequence) [B, T, K] (float32) by forward-backward; 0 at and beyond each length."""
+    potentials, lengths, transitions = _prepare(potentials, lengths, transitions)
+    max_len = tf.shape(potentials)[1]
+    alphas = _forward_alphas(potentials, lengths, transitions)  # [T, B, K]
+    log_norm = tf.reduce_logsumexp(alphas[-1], axis=1)  # [B]
+
+    # beta_t[i] = logsumexp_j(trans[i, j] + unary_{t+1}[j] + beta_{t+1}[j]) while t + 1 < length, else 0.
+    # The (t + 1) inputs are shifted left by one and padded with an invalid step, so the reversed
+    # scan has T elements (never empty) and beta_{T-1} = 0.
+    valid = tf.sequence_mask(lengths, max_len)  # [B, T]
+    next_unary = tf.concat([potentials[:, 1:], tf.zeros_like(potentials[:, :1])], axis=1)
+    next_valid = tf.concat([valid[:, 1:], tf.zeros_like(valid[:, :1])], axis=1)
+
+    def back(beta_next, inputs):
+        unary_next, valid_next = inputs  # [B, K], [B]
+        new_beta = tf.reduce_logsumexp(transitions[tf.newaxis] + (unary_next + beta_next)[:, tf.newaxis, :], axis=2)
+        return tf.where(valid_next[:, tf.newaxis], new_beta, tf.zeros_like(new_beta))
+
+    betas = tf.scan(back, (_time_major(next_unary), _time_major(next_valid)),
+                    initializer=tf.zeros_like(potentials[:, 0, :]), reverse=True)  # [T, B, K]
+    log_marginals = tf.transpose(alphas + betas, [1, 0, 2]) - log_norm[:, tf.newaxis, tf.newaxis]
+    return tf.where(valid[:, :, tf.newaxis], tf.exp(log_marginals), tf.zeros_like(log_marginals))
 
 
 def crf_log_likelihood(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from crf import crf_decode, crf_log_likelihood, crf_log_norm, crf_sequence_score
+from crf import crf_decode, crf_log_likelihood, crf_log_norm, crf_marginals, crf_sequence_score
 
 with warnings.catch_warnings():
     # tensorflow_addons prints an end-of-life deprecation UserWarning on import.
@@ -139,6 +139,35 @@ def test_brute_force_enumeration(seed):
         want[:length] = paths[best]
         np.testing.assert_array_equal(dec.numpy()[0], want)
         np.testing.assert_allclose(best_score.numpy()[0], expected[best], **TOL)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_marginals_equal_brute_force_posteriors(seed):
+    rng = np.random.default_rng(200 + seed)
+    num_tags, max_len = 3, 5
+    pot = rng.normal(size=(max_len, num_tags)).astype(np.float32)
+    trans = rng.normal(size=(num_tags, num_tags)).astype(np.float32)
+    lengths = np.arange(max_len + 1, dtype=np.int32)  # one row per length 0..T
+    pots = np.repeat(pot[None], len(lengths), axis=0)
+    got = crf_marginals(pots, lengths, trans).numpy()
+    for row, length in enumerate(lengths):
+        want = np.zeros((max_len, num_tags))
+        paths = list(itertools.product(range(num_tags), repeat=int(length)))
+        weights = np.exp([_path_score(pot, trans, p) for p in paths])
+        for path, w in zip(paths, weights):
+            for t, y in enumerate(path):
+                want[t, y] += w / weights.sum()
+        if length == 0:
+            want[:] = 0.0
+        np.testing.assert_allclose(got[row], want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got[row, :length].sum(-1), 1.0, rtol=1e-5)
+
+
+def test_marginals_compile_under_xla():
+    pots, _, lengths, trans = _random_case(7, min_len=0)
+    eager = crf_marginals(pots, lengths, trans).numpy()
+    compiled = tf.function(crf_marginals, jit_compile=True)(pots, lengths, trans).numpy()
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- input handling
