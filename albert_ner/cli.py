@@ -191,6 +191,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--list", action="store_true", help="list the known checkpoints")
     d.add_argument("--cache-dir", help="cache directory (default $ALBERT_NER_CACHE or ~/.cache/albert-ner/pretrained)")
 
+    g = sub.add_parser("tag", help="tag text files (one document per line, or per file) with a trained model")
+    g.add_argument("model_dir", help="a directory written by `albert-ner train`")
+    g.add_argument("inputs", nargs="*", default=["-"], help="files, directories (recursive) or - for stdin "
+                                                           "(default: stdin)")
+    g.add_argument("-o", "--output", help="output file (default: stdout)")
+    g.add_argument("--format", choices=("jsonl", "conll", "inline"), default="jsonl",
+                   help="jsonl: a record per document with entities (type, start, end, text, score); "
+                        "conll: char<TAB>tag lines; inline: [张三](PER) marks (default: jsonl)")
+    g.add_argument("--glob", default="*", help="file-name pattern inside directories (default: *)")
+    g.add_argument("--encoding", default="auto", help="auto (BOM, UTF-8, else GB18030), or any Python codec "
+                                                      "name, e.g. utf-16, gbk")
+    g.add_argument("--whole-file", action="store_true", help="tag each file as one document instead of per line")
+    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--jit", type=str2bool, default=None, metavar="BOOL",
+                   help="XLA-compile prediction (default: on with a GPU, off on CPU)")
+
     e = sub.add_parser("evaluate", help="evaluate a trained model on a labelled corpus")
     e.add_argument("model_dir", help="a directory written by `albert-ner train`")
     e.add_argument("data_file", help="labelled corpus (char<TAB>tag per line)")
@@ -230,6 +246,39 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tag(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from albert_ner.infer.predictor import Predictor
+    from albert_ner.infer.tagging import tag_documents
+    from albert_ner.infer.textfiles import expand_inputs, read_documents
+    from albert_ner.model.store import load_model
+    from albert_ner.train.precision import resolve_jit
+
+    inputs = expand_inputs(args.inputs, args.glob)
+    model, featurizer = load_model(args.model_dir)
+    predictor = Predictor(model, featurizer, batch_size=args.batch_size, jit=resolve_jit(args.jit))
+    docs = read_documents(inputs, args.encoding, args.whole_file)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    bar = tqdm(unit=" docs", disable=None, mininterval=1.0, file=sys.stderr)
+    state = {"chars": 0}
+
+    def progress(n_docs: int, n_chars: int) -> None:
+        state["chars"] += n_chars
+        bar.update(n_docs)
+        elapsed = bar.format_dict["elapsed"] or 1e-9
+        bar.set_postfix_str(f"{state['chars'] / elapsed:,.0f} chars/s", refresh=False)
+
+    try:
+        summary = tag_documents(predictor, docs, out, args.format, on_progress=progress)
+    finally:
+        bar.close()
+        if args.output:
+            out.close()
+    log.info("%s", summary.line())
+    return 1 if summary.failed else 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from albert_ner.data.corpus import read_corpus
     from albert_ner.infer.predictor import Predictor
@@ -256,7 +305,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    commands = {"train": cmd_train, "convert": cmd_convert, "download": cmd_download, "evaluate": cmd_evaluate}
+    commands = {"train": cmd_train, "convert": cmd_convert, "download": cmd_download, "tag": cmd_tag,
+                "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except (ValueError, FileNotFoundError, DownloadError) as exc:

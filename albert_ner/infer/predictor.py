@@ -5,7 +5,7 @@ character of every sentence gets a tag, however long the sentence.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -32,35 +32,48 @@ class Predictor:
         self.overlap = window_overlap if window_overlap is not None else self.max_chars // 4
         self.labels = model.config.labels
         self._decode = tf.function(model.decode, jit_compile=jit, reduce_retracing=True)
+        self._decode_confidence = tf.function(model.decode_with_confidence, jit_compile=jit, reduce_retracing=True)
 
-    def decode_batches(self, planner: BatchPlanner) -> List[np.ndarray]:
-        """Tag ids for every window of the planner, indexed like planner.windows."""
+    def decode_batches(self, planner: BatchPlanner, confidence: bool = False) -> List[np.ndarray]:
+        """Per window of the planner (indexed like planner.windows): tag ids [n], or with `confidence`
+        an array [n, 2] of (tag id, CRF marginal of that tag)."""
         out: List[np.ndarray] = [np.zeros(0, np.int32)] * len(planner.windows)
         for bucket_len, indices in planner.plan(shuffle=False):
             batch = planner.materialize(bucket_len, indices)
             inputs = {k: tf.constant(batch[k]) for k in INPUT_KEYS if k in batch}
-            tags = self._decode(inputs).numpy()
+            if confidence:
+                result = self._decode_confidence(inputs)
+                rows = np.stack([result["tags"].numpy().astype(np.float64), result["confidence"].numpy()], -1)
+            else:
+                rows = self._decode(inputs).numpy()
             for row, wi in enumerate(indices):
-                out[wi] = tags[row, : planner.windows[wi].length]
+                out[wi] = rows[row, : planner.windows[wi].length]
         return out
 
-    def predict_sentences(self, sentences: Sequence[Sentence],
-                          corpus: Optional[EncodedCorpus] = None) -> List[List[str]]:
-        """One tag string per character of every sentence (`corpus`: their encoding, if already made)."""
+    def _merged(self, sentences: Sequence[Sentence], corpus: Optional[EncodedCorpus], confidence: bool) -> List[list]:
+        """Per sentence, one decoded item per character, each from the window where it has most context."""
         if corpus is None:
             corpus = self.featurizer.encode(sentences)
         windows = make_windows([len(s.chars) for s in sentences], self.max_chars, self.overlap)
         planner = self.featurizer.planner(corpus, windows, self.batch_size, self.max_seq_len)
-        window_tags = self.decode_batches(planner)
+        window_rows = self.decode_batches(planner, confidence)
         per_sentence: List[List[tuple]] = [[] for _ in sentences]
-        for w, tags in zip(windows, window_tags):
-            per_sentence[w.sentence].append(((w.start, w.end), tags))
-        results = []
-        for s, parts in zip(sentences, per_sentence):
-            spans = [p[0] for p in parts]
-            merged = merge_spans(len(s.chars), spans, [p[1] for p in parts])
-            results.append([self.labels[i] for i in merged])
-        return results
+        for w, rows in zip(windows, window_rows):
+            per_sentence[w.sentence].append(((w.start, w.end), rows))
+        return [merge_spans(len(s.chars), [p[0] for p in parts], [p[1] for p in parts])
+                for s, parts in zip(sentences, per_sentence)]
+
+    def predict_sentences(self, sentences: Sequence[Sentence],
+                          corpus: Optional[EncodedCorpus] = None) -> List[List[str]]:
+        """One tag string per character of every sentence (`corpus`: their encoding, if already made)."""
+        return [[self.labels[i] for i in merged] for merged in self._merged(sentences, corpus, False)]
+
+    def predict_with_confidence(self, sentences: Sequence[Sentence]) -> List[Tuple[List[str], List[float]]]:
+        """(tags, per-character CRF marginal of each tag) for every sentence."""
+        out = []
+        for merged in self._merged(sentences, None, True):
+            out.append(([self.labels[int(r[0])] for r in merged], [float(r[1]) for r in merged]))
+        return out
 
     def predict_texts(self, texts: Sequence[str]) -> List[List[str]]:
         """Tags for raw strings, one per character."""

@@ -17,7 +17,7 @@ import tensorflow as tf
 from albert_ner.config import ModelConfig
 from albert_ner.data.lexicon import NUM_BOUNDARY_IDS, NUM_POS_IDS
 from albert_ner.model.encoder import TransformerEncoder
-from crf import CRF
+from crf import CRF, crf_marginals
 
 
 class NerTagger(tf.keras.Model):
@@ -92,6 +92,15 @@ class NerTagger(tf.keras.Model):
         """Viterbi tag ids [B,C] (0 beyond each row's length)."""
         potentials = self(inputs, training=False)
         return self.crf(potentials, tf.cast(inputs["lengths"], tf.int32))
+
+    def decode_with_confidence(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """Viterbi tag ids [B,C] and each tag's CRF marginal probability [B,C] (0 beyond each length)."""
+        potentials = self(inputs, training=False)
+        lengths = tf.cast(inputs["lengths"], tf.int32)
+        tags = self.crf(potentials, lengths)
+        marginals = crf_marginals(potentials, lengths, self.crf.transitions)  # [B,C,K]
+        confidence = tf.gather(marginals, tags[:, :, tf.newaxis], batch_dims=2)[:, :, 0]
+        return {"tags": tags, "confidence": confidence}
 
     def dummy_inputs(self, batch: int = 1, chars: int = 4) -> Dict[str, tf.Tensor]:
         """A minimal batch used to build all weights before restoring a checkpoint."""

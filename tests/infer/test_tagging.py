@@ -1,0 +1,89 @@
+"""`albert-ner tag`: exact offsets for any Unicode, formats, order, failures counted, long lines whole."""
+import json
+import logging
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from albert_ner.cli import main
+from albert_ner.data.corpus import read_corpus
+from albert_ner.data.tags import entities_from_tags
+from albert_ner.infer.tagging import entity_records, render
+from albert_ner.infer.textfiles import Document
+from albert_ner.train.loop import train
+from tests.train.test_loop import tiny_config
+
+ANY_TEXT = st.text(alphabet=st.one_of(
+    st.sampled_from(list("张三北京大学工作在了的 \t\u3000abcXYZ0123456789😀👍🏽é\u0301\u200d，。！")),
+    st.characters(blacklist_categories=("Cs",))), max_size=60)
+TAGS = st.sampled_from(["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "E-LOC", "S-PER"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_entity_offsets_index_the_original_text(data):
+    text = data.draw(ANY_TEXT)
+    tags = data.draw(st.lists(TAGS, min_size=len(text), max_size=len(text)))
+    conf = data.draw(st.lists(st.floats(0, 1), min_size=len(text), max_size=len(text)))
+    entities = entity_records(text, tags, conf)
+    assert len(entities) == len(entities_from_tags(tags))
+    for e in entities:
+        assert text[e["start"]:e["end"]] == e["text"] and e["end"] > e["start"]
+        assert e["score"] == round(min(conf[e["start"]:e["end"]]), 4)
+    doc = Document("f.txt", 3, text)
+    record = json.loads(render("jsonl", doc, tags, entities))
+    assert record["text"] == text and record["line"] == 3
+    assert all(record["text"][e["start"]:e["end"]] == e["text"] for e in record["entities"])
+    # inline marks: removing them gives the text back
+    inline = render("inline", doc, tags, entities)[:-1]
+    for e in entities:
+        inline = inline.replace(f"[{e['text']}]({e['type']})", e["text"], 1)
+    assert inline == text
+    assert render("conll", doc, tags, entities).count("\n") == len(text) + 1
+
+
+@pytest.fixture(scope="module")
+def model_dir(msra_dir, vocab_path, tmp_path_factory):
+    """A tiny model that has learned 16 MSRA sentences by heart (so it tags entities)."""
+    from tests.train.conftest import write_slice
+
+    root = tmp_path_factory.mktemp("tagger")
+    data = write_slice(msra_dir / "train.txt", root / "train.txt", 16)
+    cfg = tiny_config(data, root / "model", vocab_path, epochs=40, jit=False, max_seq_len=128)
+    results = train(cfg)
+    assert results["dev"]["f1"] > 0.9
+    return root
+
+
+def test_tag_finds_the_learned_entities_with_exact_offsets(model_dir, tmp_path):
+    sentences, _ = read_corpus(model_dir / "train.txt")
+    lines = [s.text for s in sentences]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["tag", str(model_dir / "model"), str(tmp_path / "in.txt"), "-o", str(tmp_path / "out.jsonl")]) == 0
+    records = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["line"] for r in records] == list(range(1, len(lines) + 1))  # input order
+    assert [r["text"] for r in records] == lines
+    found = [(e["type"], e["start"], e["end"]) for r in records for e in r["entities"]]
+    gold = [(e.type, e.start, e.end) for s in sentences for e in entities_from_tags(s.tags)]
+    assert len(found) >= 0.9 * len(gold)
+    for r in records:
+        for e in r["entities"]:
+            assert r["text"][e["start"]:e["end"]] == e["text"] and 0.0 < e["score"] <= 1.0
+
+
+def test_long_lines_are_tagged_whole_and_bad_lines_are_counted(model_dir, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO)
+    sentences, _ = read_corpus(model_dir / "train.txt")
+    long_line = "".join(s.text for s in sentences)  # far beyond max_seq_len: windowed, not truncated
+    assert len(long_line) > 300
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(long_line.encode() + b"\n\xff\xfe\n" + "张三去了北京。".encode() + b"\n")
+    code = main(["tag", str(model_dir / "model"), str(path), "--format", "conll", "--encoding", "utf-8"])
+    captured = capsys.readouterr()
+    assert code == 1  # some lines failed
+    blocks = captured.out.split("\n\n")
+    assert len(blocks[0].splitlines()) == len(long_line)
+    assert [ln.split("\t")[0] for ln in blocks[0].splitlines()] == list(long_line)
+    assert len(blocks[1].splitlines()) == len("张三去了北京。")
+    assert f"{path}:2: cannot decode bytes" in caplog.text
+    assert "tagged 2 documents" in caplog.text and "1 failed" in caplog.text
