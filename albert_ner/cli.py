@@ -207,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--jit", type=str2bool, default=None, metavar="BOOL",
                    help="XLA-compile prediction (default: on with a GPU, off on CPU)")
 
+    x = sub.add_parser("export", help="export a trained model as a TF SavedModel with a SageMaker TFS handler")
+    x.add_argument("model_dir", help="a directory written by `albert-ner train`")
+    x.add_argument("out", help="output directory (must not exist or be empty)")
+    x.add_argument("--archive", action="store_true", help="also write OUT.tar.gz for a SageMaker endpoint")
+
     e = sub.add_parser("evaluate", help="evaluate a trained model on a labelled corpus")
     e.add_argument("model_dir", help="a directory written by `albert-ner train`")
     e.add_argument("data_file", help="labelled corpus (char<TAB>tag per line)")
@@ -279,6 +284,14 @@ def cmd_tag(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from albert_ner.infer.export import export
+
+    out = export(args.model_dir, args.out, archive=args.archive)
+    print(f"SavedModel and SageMaker handler written to {out}" + (f" and {out}.tar.gz" if args.archive else ""))
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from albert_ner.data.corpus import read_corpus
     from albert_ner.infer.predictor import Predictor
@@ -306,7 +319,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     commands = {"train": cmd_train, "convert": cmd_convert, "download": cmd_download, "tag": cmd_tag,
-                "evaluate": cmd_evaluate}
+                "export": cmd_export, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except (ValueError, FileNotFoundError, DownloadError) as exc:

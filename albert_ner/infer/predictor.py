@@ -1,80 +1,31 @@
-"""In-process prediction: sentences -> windows -> Viterbi tags -> merged per-character tags.
-
-Evaluation, file tagging and export checks all predict through this one path, so every
-character of every sentence gets a tag, however long the sentence.
-"""
+"""In-process prediction with a NerTagger: the windowed tagger over compiled decode functions."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from albert_ner.data.corpus import Sentence
 from albert_ner.data.features import Featurizer
-from albert_ner.data.pipeline import CHAR_FEATURES, BatchPlanner, EncodedCorpus, make_windows
-from albert_ner.data.windows import merge_spans
+from albert_ner.infer.windowed import INPUT_KEYS, WindowedTagger
 from albert_ner.model.tagger import NerTagger
 
-INPUT_KEYS = ("token_ids", "lengths") + CHAR_FEATURES
+__all__ = ["INPUT_KEYS", "Predictor"]
 
 
-class Predictor:
-    """Tags sentences with a NerTagger; windows long ones and merges them back."""
+class Predictor(WindowedTagger):
+    """Tags sentences with an in-memory NerTagger (optionally XLA-compiled)."""
 
     def __init__(self, model: NerTagger, featurizer: Featurizer, batch_size: int = 64,
                  window_overlap: Optional[int] = None, jit: bool = True):
-        self.model = model
-        self.featurizer = featurizer
-        self.batch_size = batch_size
-        self.max_seq_len = model.config.max_seq_len
-        self.max_chars = self.max_seq_len - 2
-        self.overlap = window_overlap if window_overlap is not None else self.max_chars // 4
-        self.labels = model.config.labels
-        self._decode = tf.function(model.decode, jit_compile=jit, reduce_retracing=True)
-        self._decode_confidence = tf.function(model.decode_with_confidence, jit_compile=jit, reduce_retracing=True)
+        decode = tf.function(model.decode, jit_compile=jit, reduce_retracing=True)
+        decode_confidence = tf.function(model.decode_with_confidence, jit_compile=jit, reduce_retracing=True)
 
-    def decode_batches(self, planner: BatchPlanner, confidence: bool = False) -> List[np.ndarray]:
-        """Per window of the planner (indexed like planner.windows): tag ids [n], or with `confidence`
-        an array [n, 2] of (tag id, CRF marginal of that tag)."""
-        out: List[np.ndarray] = [np.zeros(0, np.int32)] * len(planner.windows)
-        for bucket_len, indices in planner.plan(shuffle=False):
-            batch = planner.materialize(bucket_len, indices)
-            inputs = {k: tf.constant(batch[k]) for k in INPUT_KEYS if k in batch}
+        def run(inputs: Dict[str, np.ndarray], confidence: bool) -> Dict[str, np.ndarray]:
+            tensors = {k: tf.constant(v) for k, v in inputs.items()}
             if confidence:
-                result = self._decode_confidence(inputs)
-                rows = np.stack([result["tags"].numpy().astype(np.float64), result["confidence"].numpy()], -1)
-            else:
-                rows = self._decode(inputs).numpy()
-            for row, wi in enumerate(indices):
-                out[wi] = rows[row, : planner.windows[wi].length]
-        return out
+                return {k: v.numpy() for k, v in decode_confidence(tensors).items()}
+            return {"tags": decode(tensors).numpy()}
 
-    def _merged(self, sentences: Sequence[Sentence], corpus: Optional[EncodedCorpus], confidence: bool) -> List[list]:
-        """Per sentence, one decoded item per character, each from the window where it has most context."""
-        if corpus is None:
-            corpus = self.featurizer.encode(sentences)
-        windows = make_windows([len(s.chars) for s in sentences], self.max_chars, self.overlap)
-        planner = self.featurizer.planner(corpus, windows, self.batch_size, self.max_seq_len)
-        window_rows = self.decode_batches(planner, confidence)
-        per_sentence: List[List[tuple]] = [[] for _ in sentences]
-        for w, rows in zip(windows, window_rows):
-            per_sentence[w.sentence].append(((w.start, w.end), rows))
-        return [merge_spans(len(s.chars), [p[0] for p in parts], [p[1] for p in parts])
-                for s, parts in zip(sentences, per_sentence)]
-
-    def predict_sentences(self, sentences: Sequence[Sentence],
-                          corpus: Optional[EncodedCorpus] = None) -> List[List[str]]:
-        """One tag string per character of every sentence (`corpus`: their encoding, if already made)."""
-        return [[self.labels[i] for i in merged] for merged in self._merged(sentences, corpus, False)]
-
-    def predict_with_confidence(self, sentences: Sequence[Sentence]) -> List[Tuple[List[str], List[float]]]:
-        """(tags, per-character CRF marginal of each tag) for every sentence."""
-        out = []
-        for merged in self._merged(sentences, None, True):
-            out.append(([self.labels[int(r[0])] for r in merged], [float(r[1]) for r in merged]))
-        return out
-
-    def predict_texts(self, texts: Sequence[str]) -> List[List[str]]:
-        """Tags for raw strings, one per character."""
-        return self.predict_sentences([Sentence(tuple(t), None, "<text>", i + 1) for i, t in enumerate(texts)])
+        super().__init__(run, featurizer, model.config.labels, model.config.max_seq_len, batch_size, window_overlap)
+        self.model = model

@@ -17,8 +17,8 @@ from typing import Callable, Dict, Iterable, Iterator, List, Sequence, TextIO
 
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.tags import entities_from_tags
-from albert_ner.infer.predictor import Predictor
 from albert_ner.infer.textfiles import Document
+from albert_ner.infer.windowed import WindowedTagger
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _chunks(docs: Iterable[Document], max_docs: int, max_chars: int) -> Iterator
         yield chunk
 
 
-def tag_documents(predictor: Predictor, docs: Iterable[Document], out: TextIO, fmt: str = "jsonl",
+def tag_documents(predictor: WindowedTagger, docs: Iterable[Document], out: TextIO, fmt: str = "jsonl",
                   chunk_docs: int = 2048, chunk_chars: int = 400_000,
                   on_progress: Callable[[int, int], None] = lambda docs, chars: None) -> TagSummary:
     """Tag every document and write it to `out` in input order; failures are logged with file:line."""
@@ -112,7 +112,7 @@ def tag_documents(predictor: Predictor, docs: Iterable[Document], out: TextIO, f
     return summary
 
 
-def _predict_chunk(predictor: Predictor, chunk: List[Document]) -> List:
+def _predict_chunk(predictor: WindowedTagger, chunk: List[Document]) -> List:
     """(tags, confidence) per document, or an error message for documents that failed."""
     results: List = [d.error for d in chunk]
     good = [i for i, d in enumerate(chunk) if d.error is None]

@@ -10,8 +10,6 @@ from albert_ner.data.corpus import read_corpus
 from albert_ner.data.tags import entities_from_tags
 from albert_ner.infer.tagging import entity_records, render
 from albert_ner.infer.textfiles import Document
-from albert_ner.train.loop import train
-from tests.train.test_loop import tiny_config
 
 ANY_TEXT = st.text(alphabet=st.one_of(
     st.sampled_from(list("张三北京大学工作在了的 \t\u3000abcXYZ0123456789😀👍🏽é\u0301\u200d，。！")),
@@ -40,19 +38,6 @@ def test_entity_offsets_index_the_original_text(data):
         inline = inline.replace(f"[{e['text']}]({e['type']})", e["text"], 1)
     assert inline == text
     assert render("conll", doc, tags, entities).count("\n") == len(text) + 1
-
-
-@pytest.fixture(scope="module")
-def model_dir(msra_dir, vocab_path, tmp_path_factory):
-    """A tiny model that has learned 16 MSRA sentences by heart (so it tags entities)."""
-    from tests.train.conftest import write_slice
-
-    root = tmp_path_factory.mktemp("tagger")
-    data = write_slice(msra_dir / "train.txt", root / "train.txt", 16)
-    cfg = tiny_config(data, root / "model", vocab_path, epochs=40, jit=False, max_seq_len=128)
-    results = train(cfg)
-    assert results["dev"]["f1"] > 0.9
-    return root
 
 
 def test_tag_finds_the_learned_entities_with_exact_offsets(model_dir, tmp_path):

@@ -1,0 +1,73 @@
+"""`albert-ner export`: a trained model directory -> TF Serving / SageMaker-ready directory.
+
+    OUT/1/                      SavedModel, signature `serving_default` (see infer/serving.py)
+    OUT/code/inference.py       SageMaker TFS handler: texts in, entities out
+    OUT/code/requirements.txt   what the handler needs besides the standard library
+    OUT/code/lib/albert_ner/    the package's TensorFlow-free modules the handler imports
+    OUT/code/model/             model_config.json and the featurizer files (vocab, bigrams)
+`tar -czf model.tar.gz -C OUT .` is what a SageMaker TensorFlow endpoint takes (`--archive`).
+"""
+from __future__ import annotations
+
+import shutil
+import tarfile
+from pathlib import Path
+
+import tensorflow as tf
+
+import albert_ner
+from albert_ner.infer.serving import SIGNATURE, SIGNATURE_INPUTS
+from albert_ner.model.store import load_model
+
+VERSION = "1"
+REQUIREMENTS = "numpy<2\njieba>=0.42\nsentencepiece\n"
+# Modules the handler imports (directly or not); none of them imports TensorFlow.
+HANDLER_MODULES = ("__init__.py", "config.py", "data/__init__.py", "data/bigrams.py", "data/corpus.py",
+                   "data/features.py", "data/lexicon.py", "data/pipeline.py", "data/tags.py", "data/vocab.py",
+                   "data/windows.py", "infer/__init__.py", "infer/serving.py", "infer/tagging.py",
+                   "infer/textfiles.py", "infer/windowed.py")
+
+
+def serving_function(model) -> tf.types.experimental.ConcreteFunction:
+    """The `serving_default` concrete function: window batches -> tags and their CRF marginals."""
+    used = {name for name, _ in model.feature_embeddings()}
+    specs = [tf.TensorSpec([None, None], tf.int32, "token_ids"), tf.TensorSpec([None], tf.int32, "lengths")] + [
+        tf.TensorSpec([None, None], tf.int32, name) for name in SIGNATURE_INPUTS[2:]]
+
+    @tf.function(input_signature=specs)
+    def serve(token_ids, lengths, word_boundaries, pos_ids, bigram_ids):
+        features = {"word_boundaries": word_boundaries, "pos_ids": pos_ids, "bigram_ids": bigram_ids}
+        inputs = dict(token_ids=token_ids, lengths=lengths, **{k: v for k, v in features.items() if k in used})
+        out = model.decode_with_confidence(inputs)
+        return {"tags": tf.identity(out["tags"], name="tags"),
+                "confidence": tf.identity(out["confidence"], name="confidence")}
+
+    return serve.get_concrete_function()
+
+
+def export(model_dir: str | Path, out_dir: str | Path, archive: bool = False) -> Path:
+    """Write the SavedModel, the handler and the featurizer files; optionally OUT.tar.gz beside OUT."""
+    model_dir, out = Path(model_dir), Path(out_dir)
+    model, _ = load_model(model_dir)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out}: exists and is not empty")
+    module = tf.Module()
+    module.model = model
+    tf.saved_model.save(module, str(out / VERSION), signatures={SIGNATURE: serving_function(model)})
+    code = out / "code"
+    (code / "model").mkdir(parents=True)
+    for name in ("model_config.json", "vocab.txt", "vocab.model", "bigrams.txt"):
+        if (model_dir / name).is_file():
+            shutil.copyfile(model_dir / name, code / "model" / name)
+    shutil.copyfile(Path(__file__).with_name("sagemaker_inference.py"), code / "inference.py")
+    (code / "requirements.txt").write_text(REQUIREMENTS, encoding="utf-8")
+    package = Path(albert_ner.__file__).parent
+    for rel in HANDLER_MODULES:
+        dest = code / "lib" / "albert_ner" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(package / rel, dest)
+    if archive:
+        with tarfile.open(str(out) + ".tar.gz", "w:gz") as tar:
+            for item in sorted(out.iterdir()):
+                tar.add(item, arcname=item.name)
+    return out
