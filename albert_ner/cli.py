@@ -223,10 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from albert_ner.train.loop import train
+    from albert_ner.train.loop import TrainingInterrupted, train
 
     cfg = train_config_from_args(args)
-    train(cfg)
+    try:
+        train(cfg)
+    except TrainingInterrupted as exc:
+        log.warning("%s", exc)
+        return 128 + exc.signum  # the shell's convention for "ended by signal N"
     return 0
 
 

@@ -5,9 +5,12 @@ rates with one loss scale, and fixed-shape bucketed batches are all simpler to g
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -66,6 +69,41 @@ def build_model_config(cfg: TrainConfig, vocab: Vocab, labels, bigram_rows: int)
                       bigram_vocab_size=bigram_rows if cfg.bigram_dim else 0,
                       input_dropout=cfg.input_dropout, dropout=cfg.head_dropout)
     return ModelConfig(encoder=encoder, head=head, labels=tuple(labels), max_seq_len=cfg.max_seq_len)
+
+
+class TrainingInterrupted(RuntimeError):
+    """A stop signal arrived mid-training; a resumable checkpoint was written first."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+
+
+class StopRequest:
+    """Set by SIGTERM (e.g. a SageMaker spot interruption) or SIGINT; checked after every train step."""
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals=(signal.SIGTERM, signal.SIGINT)):
+    """Turn the signals into a StopRequest for the duration (main thread only; elsewhere a no-op)."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def request(signum, frame):
+        log.warning("received signal %d: stopping after this step with a checkpoint", signum)
+        stop.signum = signum
+
+    previous = {sig: signal.signal(sig, request) for sig in signals}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class TrainState(tf.Module):
@@ -212,6 +250,11 @@ class Trainer:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             log.info("resumed from %s at epoch %d, batch %d", self.manager.latest_checkpoint,
                      int(state.epoch), int(state.batch_in_epoch))
+        with stop_on_signals() as stop:
+            return self._train(started, stop)
+
+    def _train(self, started: float, stop: StopRequest) -> Dict:
+        cfg, state = self.cfg, self.state
         writer = tf.summary.create_file_writer(str(self.out / "tensorboard"))
         train_seconds, train_samples = 0.0, 0
         from tqdm import tqdm
@@ -248,6 +291,13 @@ class Trainer:
                         tf.summary.scalar("train/head_lr", self.head_opt.learning_rate)
                 if step % cfg.checkpoint_every == 0:
                     self.manager.save(checkpoint_number=step)
+                if stop.signum is not None:
+                    bar.close()
+                    path = self.manager.save(checkpoint_number=step)
+                    writer.flush()
+                    raise TrainingInterrupted(stop.signum, f"signal {stop.signum} at epoch {epoch + 1}, batch "
+                                                           f"{int(state.batch_in_epoch)}: checkpoint saved to {path}; "
+                                                           "run again to resume")
             bar.close()
             if self._dev_corpus is None:  # encoded once, evaluated after every epoch
                 self._dev_corpus = self.featurizer.encode(self.splits.dev)
