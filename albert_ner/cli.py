@@ -51,6 +51,8 @@ FIELD_HELP: Dict[str, str] = {
     "seed": "random seed (init, shuffling, dev hold-out)",
     "patience": "stop after this many epochs without dev F1 improvement (0: never)",
     "strict_tags": "make an I-X that does not follow B-X/I-X an error instead of repairing it",
+    "tag_scheme": "scheme the model learns: keep (the training corpus's), BIO or BIOES (often a little better); "
+                  "entities and reports are the same either way",
     "resume": "resume from the last checkpoint in --output-dir if there is one",
     "max_train_sentences": "use only the first N training sentences (0: all)",
     "checkpoint_every": "steps between resumable checkpoints",

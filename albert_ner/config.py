@@ -257,6 +257,9 @@ class TrainConfig:
     seed: int = 42
     patience: int = 3  # epochs without dev F1 improvement before stopping; 0 disables
     strict_tags: bool = False
+    # Tagging scheme the model learns: "keep" (the training corpus's), "BIO" or "BIOES". Entities are
+    # the same either way; reports compare entities against each corpus in its own scheme.
+    tag_scheme: str = "keep"
     resume: bool = True
     max_train_sentences: int = 0  # 0 = all; for smoke runs
     checkpoint_every: int = 500  # steps between resumable checkpoints (and at every epoch end)
@@ -266,6 +269,8 @@ class TrainConfig:
         errors = []
         if self.precision not in PRECISIONS:
             errors.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.tag_scheme not in ("keep", "BIO", "BIOES"):
+            errors.append(f"tag_scheme must be keep, BIO or BIOES, got {self.tag_scheme!r}")
         if not 0.0 <= self.dev_fraction < 1.0:
             errors.append(f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
         if self.max_seq_len < 3 or self.max_seq_len > 4096:

@@ -97,3 +97,8 @@ def repair_tags(tags: Sequence[str]) -> Tuple[List[str], List[int]]:
             repaired.append(i)
         prev_prefix, prev_type = prefix, etype
     return out, repaired
+
+
+def convert_scheme(tags: Sequence[str], scheme: str) -> List[str]:
+    """The same entities written in another scheme ("BIO" or "BIOES")."""
+    return tags_from_entities(len(tags), entities_from_tags(tags), scheme)

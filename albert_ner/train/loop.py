@@ -21,6 +21,7 @@ import tensorflow as tf
 from albert_ner.config import (EncoderConfig, HeadConfig, ModelConfig, TrainConfig, load_json, preset_encoder,
                                save_json)
 from albert_ner.data.corpus import Sentence
+from albert_ner.data.tags import convert_scheme
 from albert_ner.data.bigrams import BigramVocab
 from albert_ner.data.features import Featurizer
 from albert_ner.data.pipeline import EncodedCorpus, labels_from_sentences, make_windows
@@ -143,6 +144,9 @@ class Trainer:
         self.vocab = Vocab.from_file(cfg.vocab_file)
         self.splits: Splits = load_splits(cfg.train_file, cfg.dev_file, cfg.test_file, cfg.dev_fraction, cfg.seed,
                                           strict=cfg.strict_tags, max_train_sentences=cfg.max_train_sentences)
+        if cfg.tag_scheme != "keep":  # learn another scheme; dev/test gold stay as they are
+            self.splits.train = [dataclasses.replace(s, tags=tuple(convert_scheme(s.tags, cfg.tag_scheme)))
+                                 for s in self.splits.train]
         labels = labels_from_sentences(self.splits.train)
         bigrams = None
         if cfg.bigram_dim:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence
 
-from albert_ner.data.tags import detect_scheme
+from albert_ner.data.tags import convert_scheme, detect_scheme
 
 
 def entity_report(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> Dict:
@@ -14,7 +14,10 @@ def entity_report(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
     if len(gold) != len(pred) or any(len(g) != len(p) for g, p in zip(gold, pred)):
         raise ValueError("gold and predicted tag sequences differ in shape")
     gold_l, pred_l = [list(g) for g in gold], [list(p) for p in pred]
-    if detect_scheme(t for g in gold_l for t in g) == "BIOES":
+    scheme = detect_scheme(t for g in gold_l for t in g)
+    if detect_scheme(t for p in pred_l for t in p) != scheme:  # a model trained in the other scheme
+        pred_l = [convert_scheme(p, scheme) for p in pred_l]
+    if scheme == "BIOES":
         raw = classification_report(gold_l, pred_l, output_dict=True, zero_division=0, mode="strict", scheme=IOBES)
     else:  # conlleval-compatible (the published MSRA numbers are computed this way)
         raw = classification_report(gold_l, pred_l, output_dict=True, zero_division=0)

@@ -22,11 +22,14 @@ def tiny_config(train_file, out, vocab_path, **kw):
 
 
 @pytest.mark.slow
-def test_tiny_model_overfits_20_msra_sentences(msra_slice, tmp_path, vocab_path):
+@pytest.mark.parametrize("scheme", ["keep", "BIOES"])
+def test_tiny_model_overfits_20_msra_sentences(msra_slice, tmp_path, vocab_path, scheme):
     data = msra_slice(20)
-    cfg = tiny_config(data, tmp_path / "run", vocab_path, epochs=40, lexicon_dim=4)
+    cfg = tiny_config(data, tmp_path / "run", vocab_path, epochs=40, lexicon_dim=4, tag_scheme=scheme)
     results = train(cfg)
-    assert results["dev"]["f1"] == 1.0
+    labels = json.loads((tmp_path / "run" / "model_config.json").read_text())["labels"]
+    assert ("S-PER" in labels and "E-LOC" in labels) == (scheme == "BIOES")
+    assert results["dev"]["f1"] == 1.0  # BIOES predictions scored against the BIO gold as entities
     assert results["dev"]["sentences"] == 20
     saved = json.loads((tmp_path / "run" / "eval_results.json").read_text())
     assert saved["dev"]["f1"] == 1.0 and saved["best_epoch"] >= 1

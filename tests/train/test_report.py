@@ -37,3 +37,12 @@ def test_metric_lines_are_regex_friendly():
     assert "eval_f1 = 1.0000" in lines and "eval_PER_f1 = 1.0000" in lines
     assert all(re.fullmatch(r"eval_(\w+_)?(precision|recall|f1) = \d\.\d{4}", line) for line in lines)
     assert "micro" in format_table(r)
+
+
+def test_predictions_in_the_other_scheme_are_compared_as_entities():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "I-ORG", "I-ORG"]]
+    bioes = [["B-PER", "E-PER", "O", "S-LOC"], ["O", "B-ORG", "I-ORG", "E-ORG"]]
+    report = entity_report(gold, bioes)
+    assert report["f1"] == 1.0 and report["support"] == 3
+    wrong = [["B-PER", "E-PER", "O", "O"], ["O", "S-ORG", "O", "O"]]
+    assert entity_report(gold, wrong)["recall"] == pytest.approx(1 / 3)
