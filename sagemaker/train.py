@@ -7,7 +7,10 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))  # the repository root, when the source dir is the whole project
+# The packages sit beside this file in a script-mode source bundle, one level up in the repository.
+for root in (os.path.dirname(HERE), HERE):
+    if os.path.isdir(os.path.join(root, "albert_ner")):
+        sys.path.insert(0, root)
 
 from albert_ner.sagemaker_env import main  # noqa: E402
 
