@@ -56,8 +56,11 @@ def test_build_and_push_talks_to_ecr_in_order(tmp_path):
     calls = log.read_text().splitlines()
     assert calls[0] == f"docker build -t albert-ner:v1 {ROOT}"
     assert "aws ecr create-repository --repository-name albert-ner --region eu-west-1" in calls
-    assert calls[-3:] == [f"docker login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-                          f"docker tag albert-ner:v1 {image}", f"docker push {image}"]
+    # `aws ecr get-login-password | docker login ...` run side by side, so their order in the log varies
+    assert sorted(calls[-4:-2]) == ["aws ecr get-login-password --region eu-west-1",
+                                    "docker login --username AWS --password-stdin "
+                                    "123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
+    assert calls[-2:] == [f"docker tag albert-ner:v1 {image}", f"docker push {image}"]
     no_push = subprocess.run(["bash", "sagemaker/build_and_push.sh", "--no-push"], cwd=ROOT, env=env,
                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert no_push.returncode == 0 and no_push.stdout.strip() == "albert-ner:latest"
