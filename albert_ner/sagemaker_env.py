@@ -7,7 +7,8 @@ onto the same `train` command a notebook user runs, then puts the results where 
 collects them:
   channels       training|train -> --data-dir (train.txt [dev.txt test.txt]) or --train-file;
                  validation|valid|dev -> --dev-file; test -> --test-file; pretrained -> --init;
-                 vocab -> --vocab-file (vocab.txt or its only file)
+                 vocab -> --vocab-file (vocab.txt or its only file); an `init` hyperparameter that
+                 is an s3:// URI is downloaded first (boto3)
   working dir    $SAGEMAKER_BASE_DIR/checkpoints (/opt/ml/checkpoints: the checkpoint_s3_uri sync
                  folder), so a job restarted after a spot interruption resumes where it stopped
   SM_MODEL_DIR   the trained model directory and its SavedModel export (export/)
@@ -134,6 +135,32 @@ def train_argv(hyperparameters: Dict[str, str], paths: SageMakerPaths) -> List[s
     return argv
 
 
+def fetch_s3_prefix(uri: str, dest: Path, client=None) -> Path:
+    """Download every object under an s3://bucket/prefix into dest (keeping relative paths); returns dest."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri}")
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    if client is None:
+        import boto3  # present in SageMaker containers; not a dependency of the package
+
+        client = boto3.client("s3")
+    count = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            rel = key[len(prefix):].lstrip("/") or Path(key).name
+            if key.endswith("/") or ".." in Path(rel).parts:
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, key, str(target))
+            count += 1
+    if not count:
+        raise FileNotFoundError(f"{uri}: no objects under this prefix")
+    log.info("downloaded %d objects from %s to %s", count, uri, dest)
+    return dest
+
+
 def publish(work_dir: Path, paths: SageMakerPaths, export: bool) -> None:
     """Copy the model to SM_MODEL_DIR (plus a SavedModel export) and reports/logs to SM_OUTPUT_DATA_DIR."""
     paths.model_dir.mkdir(parents=True, exist_ok=True)
@@ -168,6 +195,8 @@ def main(argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> int:
         log.error("%s", exc)
         return 2
     export = str2bool(hp.get("export", "true"))
+    if hp.get("init", "").startswith("s3://"):  # pretrained weights by S3 URI instead of a channel
+        hp["init"] = str(fetch_s3_prefix(hp["init"], paths.base / "input" / "pretrained-s3"))
     args = train_argv(hp, paths)
     log.info("host %s of %s, %d GPU(s); running: albert-ner %s", paths.current_host, ",".join(paths.hosts),
              paths.num_gpus, " ".join(args))

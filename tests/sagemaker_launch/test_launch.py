@@ -128,3 +128,20 @@ def test_spot_without_checkpoints_and_unknown_versions_are_refused(session, tmp_
     with pytest.raises(SystemExit, match="TensorFlow 2.15 \\(py310\\) has no SageMaker training image"):
         launcher.main(["byos", "--role", ROLE, "--train", str(data / "msra"), "--framework-version", "2.15"],
                       session=sm)
+
+
+def test_pretrained_weights_by_s3_uri_are_downloaded(aws, tmp_path):
+    import boto3
+
+    from albert_ner.sagemaker_env import fetch_s3_prefix
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="weights")
+    for key, body in (("albert_base_zh/albert_model.ckpt.index", b"i"), ("albert_base_zh/sub/vocab.txt", b"v"),
+                      ("other/x", b"x")):
+        s3.put_object(Bucket="weights", Key=key, Body=body)
+    dest = fetch_s3_prefix("s3://weights/albert_base_zh", tmp_path / "pretrained", s3)
+    assert (dest / "albert_model.ckpt.index").read_bytes() == b"i" and (dest / "sub/vocab.txt").read_bytes() == b"v"
+    assert not (dest / "x").exists()
+    with pytest.raises(FileNotFoundError, match="no objects under this prefix"):
+        fetch_s3_prefix("s3://weights/missing", tmp_path / "none", s3)
