@@ -32,6 +32,15 @@ def _inside(target: Path, path: Path) -> bool:
     return os.path.commonpath([target, os.path.realpath(path)]) == str(target)
 
 
+def _write(src, dest: Path) -> Path:
+    """Stream one member's bytes into dest (its folders created)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+    return dest
+
+
 def extract_zip(archive: Path, target: Path) -> List[Path]:
     """Extract a zip into target after checking every member; symbolic links are refused."""
     with zipfile.ZipFile(archive) as zf:
@@ -48,11 +57,8 @@ def extract_zip(archive: Path, target: Path) -> List[Path]:
             if info.is_dir():
                 dest.mkdir(parents=True, exist_ok=True)
                 continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(dest, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-            out.append(dest)
+            with zf.open(info) as src:
+                out.append(_write(src, dest))
     return out
 
 
@@ -76,11 +82,8 @@ def extract_tar(archive: Path, target: Path) -> List[Path]:
             if m.isdir():
                 dest.mkdir(parents=True, exist_ok=True)
             elif m.isfile():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with tf.extractfile(m) as src, open(dest, "wb") as dst:
-                    while chunk := src.read(1 << 20):
-                        dst.write(chunk)
-                out.append(dest)
+                with tf.extractfile(m) as src:
+                    out.append(_write(src, dest))
             else:  # links, checked above; created last so that no later member is written through one
                 continue
         for m in members:
