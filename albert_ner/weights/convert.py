@@ -20,7 +20,7 @@ import tensorflow as tf
 from albert_ner.config import EncoderConfig, from_dict, load_json, save_json
 from albert_ner.model.encoder import TransformerEncoder
 from albert_ner.weights.loader import LoadReport, assign_encoder_weights
-from albert_ner.weights.sources import read_source
+from albert_ner.weights.sources import locate_source, read_source
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def pretrained_encoder_config(path: str | Path, **overrides: Any) -> Tuple[Encod
         vocabs = [path / VOCAB_FILE] + sorted(path.glob("*.model"))
         vocab = next((v for v in vocabs if v.is_file()), None)
         return from_dict(EncoderConfig, raw, str(path / ENCODER_CONFIG)), vocab
-    source = read_source(path)
+    source = locate_source(path)  # file names only: the weights are read once, by whoever loads them
     if source.config_file is None:
         raise FileNotFoundError(f"{path}: no config file beside the weights (looked for config.json, "
                                 "albert_config*.json, bert_config.json, ernie_config.json, model_config.json)")

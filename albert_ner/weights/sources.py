@@ -89,8 +89,20 @@ def _first_file(directories: List[Path], names, patterns=()) -> Optional[Path]:
     return None
 
 
-def read_source(path: str | Path) -> PretrainedSource:
-    """Locate and read a checkpoint directory or weights file; errors name the path and what is missing."""
+@dataclasses.dataclass(frozen=True)
+class SourceFiles:
+    """Where a checkpoint's weights, config, vocabulary and sentencepiece model are (nothing read yet)."""
+
+    path: Path
+    kind: str
+    weights: Path
+    config_file: Optional[Path]
+    vocab_file: Optional[Path]
+    spm_file: Optional[Path]
+
+
+def locate_source(path: str | Path) -> SourceFiles:
+    """Find the files of a checkpoint directory or weights file; errors name the path and what is missing."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
@@ -117,15 +129,21 @@ def read_source(path: str | Path) -> PretrainedSource:
             kind = "pdparams"
         else:
             kind = "paddle-lodtensor"
+    search = [home, home.parent] if home.name == "params" else [home]
+    return SourceFiles(path=path, kind=kind, weights=weights,
+                       config_file=_first_file(search, CONFIG_NAMES, ("albert_config*.json", "*config*.json")),
+                       vocab_file=_first_file(search, VOCAB_NAMES, ("vocab*.txt",)),
+                       spm_file=_first_file(search, (), ("*.model",)))
+
+
+def read_source(path: str | Path) -> PretrainedSource:
+    """Locate a checkpoint and read its tensors."""
+    files = locate_source(path)
     readers = {"tf1": read_tf1_checkpoint, "safetensors": read_safetensors, "pytorch": read_pytorch_bin,
                "pdparams": load_pdparams, "paddle-params": read_params_dir,
                "paddle-lodtensor": lambda p: {Path(p).name: read_lod_tensor(p)}}
-    tensors = readers[kind](weights)
+    tensors = readers[files.kind](files.weights)
     if not tensors:
-        raise CheckpointFormatError(f"{weights}: holds no tensors")
-    search = [home, home.parent] if home.name == "params" else [home]
-    config = _first_file(search, CONFIG_NAMES, ("albert_config*.json", "*config*.json"))
-    vocab = _first_file(search, VOCAB_NAMES, ("vocab*.txt",))
-    spm = _first_file(search, (), ("*.model",))
-    return PretrainedSource(path=path, kind=kind, tensors=tensors, config_file=config, vocab_file=vocab,
-                            spm_file=spm)
+        raise CheckpointFormatError(f"{files.weights}: holds no tensors")
+    return PretrainedSource(path=files.path, kind=files.kind, tensors=tensors, config_file=files.config_file,
+                            vocab_file=files.vocab_file, spm_file=files.spm_file)
