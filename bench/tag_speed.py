@@ -70,6 +70,7 @@ def main() -> int:
     ap.add_argument("--untrained-sentences", type=int, default=500)
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow intra/inter-op threads (0: TF default)")
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--jit", action="store_true", help="XLA-compile the decode function")
     ap.add_argument("--no-jiagu", action="store_true")
     args = ap.parse_args()
 
@@ -92,7 +93,7 @@ def main() -> int:
     rows = []
     for model_dir in args.model:
         model, featurizer = load_model(model_dir)
-        predictor = Predictor(model, featurizer, batch_size=args.batch_size, jit=False)
+        predictor = Predictor(model, featurizer, batch_size=args.batch_size, jit=args.jit)
         tag_all(predictor, sentences[:50])  # warm-up: trace the decode function for each bucket
         started = time.time()
         pred = tag_all(predictor, sentences)
@@ -106,7 +107,7 @@ def main() -> int:
                              labels=("O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"))
         model = NerTagger(config)
         model.build_weights()
-        predictor = Predictor(model, Featurizer(vocab, lexicon=True), batch_size=args.batch_size, jit=False)
+        predictor = Predictor(model, Featurizer(vocab, lexicon=True), batch_size=args.batch_size, jit=args.jit)
         subset = sentences[: args.untrained_sentences]
         tag_all(predictor, subset[:50])
         started = time.time()
@@ -122,7 +123,8 @@ def main() -> int:
         rows.append(row("Jiagu 0.2.3 (seg + ner)", "-", sentences, seconds, entity_report(gold, pred)["micro"]["f1"]))
 
     print(f"\ncommand: python bench/tag_speed.py {' '.join(sys.argv[1:])}")
-    print(f"machine: {os.cpu_count()} cores; TensorFlow threads: {args.threads or 'default'}")
+    print(f"machine: {os.cpu_count()} cores; TensorFlow threads: {args.threads or 'default'}; "
+          f"batch {args.batch_size}; XLA {'on' if args.jit else 'off'}")
     print("| system | parameters | sentences | chars | seconds | chars/s | entity F1 |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
