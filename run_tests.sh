@@ -6,6 +6,7 @@
 # Tests read MSRA and the vocab from ../shared (override with ALBERT_NER_SHARED).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+export PIP_CONSTRAINT="${PIP_CONSTRAINT:-$PWD/scripts/test-constraints.txt}"
 # shellcheck source=scripts/ensure-venv.sh
 source scripts/ensure-venv.sh dev,reference,sagemaker
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"

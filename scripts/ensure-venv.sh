@@ -11,7 +11,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # Reinstall when the package metadata changed since the last install with these extras.
 stamp="$venv/.albert-ner-installed${extras:+-$extras}"
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+   || { [ -n "${PIP_CONSTRAINT:-}" ] && [ "$PIP_CONSTRAINT" -nt "$stamp" ]; }; then
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --quiet -e ".${extras:+[$extras]}"
   touch "$stamp"
