@@ -35,7 +35,7 @@ pretrained_defaults=(--epochs 3 --encoder-dropout 0.1 --lexicon-dim 16 --lstm-un
                      --batch-size 32)
 # From random initialisation: the best CPU-sized recipe in BENCHMARKS.md.
 random_defaults=(--encoder-preset embedding-only --lexicon-dim 16 --pos-dim 16 --input-dropout 0.5
-                 --lstm-units 128 --epochs 10 --head-lr 2e-3 --batch-size 32)
+                 --tag-scheme BIOES --lstm-units 128 --epochs 10 --head-lr 2e-3 --batch-size 32)
 
 if has_flag --help || has_flag -h; then
   exec "$venv/bin/albert-ner" train --help
