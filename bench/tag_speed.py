@@ -100,7 +100,7 @@ def main() -> int:
         seconds = time.time() - started
         params = sum(int(tf.size(v)) for v in model.weights)
         rows.append(row(f"albert-ner {Path(model_dir).name}", f"{params / 1e6:.1f}M", sentences, seconds,
-                        entity_report(gold, pred)["micro"]["f1"]))
+                        entity_report(gold, pred)["f1"]))
     for config_path in args.encoder_config:
         vocab = Vocab.from_file(SHARED / "pretrained/vocab.txt")
         config = ModelConfig(EncoderConfig.from_pretrained_json(config_path), HeadConfig(lstm_units=128, lexicon_dim=16),
@@ -120,7 +120,7 @@ def main() -> int:
         started = time.time()
         pred = jiagu_tags([s.text for s in sentences])
         seconds = time.time() - started
-        rows.append(row("Jiagu 0.2.3 (seg + ner)", "-", sentences, seconds, entity_report(gold, pred)["micro"]["f1"]))
+        rows.append(row("Jiagu 0.2.3 (seg + ner)", "-", sentences, seconds, entity_report(gold, pred)["f1"]))
 
     print(f"\ncommand: python bench/tag_speed.py {' '.join(sys.argv[1:])}")
     print(f"machine: {os.cpu_count()} cores; TensorFlow threads: {args.threads or 'default'}; "
