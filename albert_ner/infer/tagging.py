@@ -10,9 +10,11 @@ probability among its characters' tags (how sure the model is of its weakest cha
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, Iterable, Iterator, List, Sequence, TextIO
 
 from albert_ner.data.corpus import Sentence
@@ -88,37 +90,63 @@ def _chunks(docs: Iterable[Document], max_docs: int, max_chars: int) -> Iterator
 
 
 def tag_documents(predictor: WindowedTagger, docs: Iterable[Document], out: TextIO, fmt: str = "jsonl",
-                  chunk_docs: int = 2048, chunk_chars: int = 400_000,
+                  chunk_docs: int = 1024, chunk_chars: int = 32_000,
                   on_progress: Callable[[int, int], None] = lambda docs, chars: None) -> TagSummary:
-    """Tag every document and write it to `out` in input order; failures are logged with file:line."""
+    """Tag every document and write it to `out` in input order; failures are logged with file:line.
+
+    The next chunk is featurized (jieba, in Python) in a worker thread while the model decodes the
+    current one (TensorFlow releases the GIL), so the two overlap on separate cores.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
     summary = TagSummary()
     started = time.time()
-    for chunk in _chunks(docs, chunk_docs, chunk_chars):
-        for doc, result in zip(chunk, _predict_chunk(predictor, chunk)):
-            if isinstance(result, str):
-                summary.failed += 1
-                log.error("%s:%d: %s", doc.source, doc.line, result)
-                continue
-            tags, confidence = result
-            entities = entity_records(doc.text, tags, confidence)
-            out.write(render(fmt, doc, tags, entities))
-            summary.documents += 1
-            summary.chars += len(doc.text)
-            summary.entities += len(entities)
-        on_progress(len(chunk), sum(len(d.text) for d in chunk))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="featurize") as pool:
+        pending = None  # (chunk, future of its features)
+        for chunk in itertools.chain(_chunks(docs, chunk_docs, chunk_chars), [None]):
+            upcoming = (chunk, pool.submit(_featurize, predictor, chunk)) if chunk is not None else None
+            if pending is not None:
+                done, features = pending[0], pending[1].result()
+                _write_chunk(predictor, done, features, out, fmt, summary)
+                on_progress(len(done), sum(len(d.text) for d in done))
+            pending = upcoming
     summary.seconds = time.time() - started
     return summary
 
 
-def _predict_chunk(predictor: WindowedTagger, chunk: List[Document]) -> List:
-    """(tags, confidence) per document, or an error message for documents that failed."""
-    results: List = [d.error for d in chunk]
+def _write_chunk(predictor: WindowedTagger, chunk: List[Document], features, out: TextIO, fmt: str,
+                 summary: TagSummary) -> None:
+    for doc, result in zip(chunk, _predict_chunk(predictor, chunk, features)):
+        if isinstance(result, str):
+            summary.failed += 1
+            log.error("%s:%d: %s", doc.source, doc.line, result)
+            continue
+        tags, confidence = result
+        entities = entity_records(doc.text, tags, confidence)
+        out.write(render(fmt, doc, tags, entities))
+        summary.documents += 1
+        summary.chars += len(doc.text)
+        summary.entities += len(entities)
+
+
+def _featurize(predictor: WindowedTagger, chunk: List[Document]):
+    """(indices of readable documents, their sentences, their encoding or None if encoding failed)."""
     good = [i for i, d in enumerate(chunk) if d.error is None]
     sentences = [Sentence(tuple(chunk[i].text), None, chunk[i].source, chunk[i].line) for i in good]
     try:
-        predicted = predictor.predict_with_confidence(sentences)
+        return good, sentences, predictor.featurizer.encode(sentences)
+    except Exception:  # found document by document in _predict_chunk
+        return good, sentences, None
+
+
+def _predict_chunk(predictor: WindowedTagger, chunk: List[Document], features) -> List:
+    """(tags, confidence) per document, or an error message for documents that failed."""
+    results: List = [d.error for d in chunk]
+    good, sentences, corpus = features
+    try:
+        if corpus is None:
+            raise ValueError("the chunk could not be encoded as a whole")
+        predicted = predictor.predict_with_confidence(sentences, corpus)
     except Exception:  # one bad document must not sink the chunk: retry one by one to find it
         predicted = []
         for s in sentences:

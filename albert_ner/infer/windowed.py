@@ -66,10 +66,11 @@ class WindowedTagger:
         """One tag string per character of every sentence (`corpus`: their encoding, if already made)."""
         return [[self.labels[int(i)] for i in merged] for merged in self._merged(sentences, corpus, False)]
 
-    def predict_with_confidence(self, sentences: Sequence[Sentence]) -> List[Tuple[List[str], List[float]]]:
-        """(tags, per-character CRF marginal of each tag) for every sentence."""
+    def predict_with_confidence(self, sentences: Sequence[Sentence], corpus: Optional[EncodedCorpus] = None
+                                ) -> List[Tuple[List[str], List[float]]]:
+        """(tags, per-character CRF marginal of each tag) for every sentence (`corpus`: their encoding)."""
         return [([self.labels[int(r[0])] for r in merged], [float(r[1]) for r in merged])
-                for merged in self._merged(sentences, None, True)]
+                for merged in self._merged(sentences, corpus, True)]
 
     def predict_texts(self, texts: Sequence[str]) -> List[List[str]]:
         """Tags for raw strings, one per character."""
