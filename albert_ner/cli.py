@@ -205,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--encoding", default="auto", help="auto (BOM, UTF-8, else GB18030), or any Python codec "
                                                       "name, e.g. utf-16, gbk")
     g.add_argument("--whole-file", action="store_true", help="tag each file as one document instead of per line")
+    g.add_argument("--scores", type=str2bool, default=True, metavar="BOOL",
+                   help="compute each entity's score (CRF marginals); false is faster and writes null scores")
     g.add_argument("--batch-size", type=int, default=256, help="rows per model call (default: 256)")
     g.add_argument("--jit", type=str2bool, default=True, metavar="BOOL",
                    help="XLA-compile the decode function (default: true; faster than graph mode on CPU too)")
@@ -280,7 +282,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{state['chars'] / elapsed:,.0f} chars/s", refresh=False)
 
     try:
-        summary = tag_documents(predictor, docs, out, args.format, on_progress=progress)
+        summary = tag_documents(predictor, docs, out, args.format, on_progress=progress, scores=args.scores)
     finally:
         bar.close()
         if args.output:

@@ -44,14 +44,14 @@ def jiagu_tags(texts):
     return out
 
 
-def tag_all(predictor, sentences):
+def tag_all(predictor, sentences, scores=True):
     """The `albert-ner tag` path over in-memory documents; returns the predicted tags per sentence."""
     from albert_ner.infer.tagging import tag_documents
     from albert_ner.infer.textfiles import Document
 
     docs = [Document("test.txt", i + 1, s.text) for i, s in enumerate(sentences)]
     sink = io.StringIO()
-    tag_documents(predictor, docs, sink, "conll")
+    tag_documents(predictor, docs, sink, "conll", scores=scores)
     blocks = sink.getvalue().split("\n\n")
     return [[line.rsplit("\t", 1)[1] for line in block.splitlines()] for block in blocks[:len(sentences)]]
 
@@ -71,6 +71,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow intra/inter-op threads (0: TF default)")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--jit", action="store_true", help="XLA-compile the decode function")
+    ap.add_argument("--no-scores", action="store_true", help="tag without entity scores (as `tag --scores false`)")
     ap.add_argument("--no-jiagu", action="store_true")
     args = ap.parse_args()
 
@@ -94,9 +95,9 @@ def main() -> int:
     for model_dir in args.model:
         model, featurizer = load_model(model_dir)
         predictor = Predictor(model, featurizer, batch_size=args.batch_size, jit=args.jit)
-        tag_all(predictor, sentences[:50])  # warm-up: trace the decode function for each bucket
+        tag_all(predictor, sentences[:600], not args.no_scores)  # warm-up: trace the decode for each bucket
         started = time.time()
-        pred = tag_all(predictor, sentences)
+        pred = tag_all(predictor, sentences, not args.no_scores)
         seconds = time.time() - started
         params = sum(int(tf.size(v)) for v in model.weights)
         rows.append(row(f"albert-ner {Path(model_dir).name}", f"{params / 1e6:.1f}M", sentences, seconds,
@@ -124,7 +125,8 @@ def main() -> int:
 
     print(f"\ncommand: python bench/tag_speed.py {' '.join(sys.argv[1:])}")
     print(f"machine: {os.cpu_count()} cores; TensorFlow threads: {args.threads or 'default'}; "
-          f"batch {args.batch_size}; XLA {'on' if args.jit else 'off'}")
+          f"batch {args.batch_size}; XLA {'on' if args.jit else 'off'}; entity scores "
+          f"{'off' if args.no_scores else 'on'}")
     print("| system | parameters | sentences | chars | seconds | chars/s | entity F1 |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

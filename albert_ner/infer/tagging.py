@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, Iterable, Iterator, List, Sequence, TextIO
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TextIO
 
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.tags import entities_from_tags
@@ -27,10 +27,11 @@ log = logging.getLogger(__name__)
 FORMATS = ("jsonl", "conll", "inline")
 
 
-def entity_records(text: str, tags: Sequence[str], confidence: Sequence[float]) -> List[Dict]:
-    """Entities of one document: type, [start, end) offsets into `text`, the covered text and a score."""
+def entity_records(text: str, tags: Sequence[str], confidence: Optional[Sequence[float]]) -> List[Dict]:
+    """Entities of one document: type, [start, end) offsets into `text`, the covered text and a score
+    (None when no confidences were computed)."""
     return [{"type": e.type, "start": e.start, "end": e.end, "text": text[e.start:e.end],
-             "score": round(min(confidence[e.start:e.end]), 4)}
+             "score": round(min(confidence[e.start:e.end]), 4) if confidence is not None else None}
             for e in entities_from_tags(tags)]
 
 
@@ -91,11 +92,13 @@ def _chunks(docs: Iterable[Document], max_docs: int, max_chars: int) -> Iterator
 
 def tag_documents(predictor: WindowedTagger, docs: Iterable[Document], out: TextIO, fmt: str = "jsonl",
                   chunk_docs: int = 1024, chunk_chars: int = 32_000,
-                  on_progress: Callable[[int, int], None] = lambda docs, chars: None) -> TagSummary:
+                  on_progress: Callable[[int, int], None] = lambda docs, chars: None,
+                  scores: bool = True) -> TagSummary:
     """Tag every document and write it to `out` in input order; failures are logged with file:line.
 
     The next chunk is featurized (jieba, in Python) in a worker thread while the model decodes the
-    current one (TensorFlow releases the GIL), so the two overlap on separate cores.
+    current one (TensorFlow releases the GIL), so the two overlap on separate cores. Without
+    `scores` the forward-backward pass for the entity scores is skipped (faster; scores are null).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -107,7 +110,7 @@ def tag_documents(predictor: WindowedTagger, docs: Iterable[Document], out: Text
             upcoming = (chunk, pool.submit(_featurize, predictor, chunk)) if chunk is not None else None
             if pending is not None:
                 done, features = pending[0], pending[1].result()
-                _write_chunk(predictor, done, features, out, fmt, summary)
+                _write_chunk(predictor, done, features, out, fmt, summary, scores)
                 on_progress(len(done), sum(len(d.text) for d in done))
             pending = upcoming
     summary.seconds = time.time() - started
@@ -115,8 +118,8 @@ def tag_documents(predictor: WindowedTagger, docs: Iterable[Document], out: Text
 
 
 def _write_chunk(predictor: WindowedTagger, chunk: List[Document], features, out: TextIO, fmt: str,
-                 summary: TagSummary) -> None:
-    for doc, result in zip(chunk, _predict_chunk(predictor, chunk, features)):
+                 summary: TagSummary, scores: bool) -> None:
+    for doc, result in zip(chunk, _predict_chunk(predictor, chunk, features, scores)):
         if isinstance(result, str):
             summary.failed += 1
             log.error("%s:%d: %s", doc.source, doc.line, result)
@@ -139,19 +142,25 @@ def _featurize(predictor: WindowedTagger, chunk: List[Document]):
         return good, sentences, None
 
 
-def _predict_chunk(predictor: WindowedTagger, chunk: List[Document], features) -> List:
-    """(tags, confidence) per document, or an error message for documents that failed."""
+def _predict_chunk(predictor: WindowedTagger, chunk: List[Document], features, scores: bool = True) -> List:
+    """(tags, confidence or None) per document, or an error message for documents that failed."""
     results: List = [d.error for d in chunk]
     good, sentences, corpus = features
+
+    def predict(batch, encoded=None):
+        if scores:
+            return predictor.predict_with_confidence(batch, encoded)
+        return [(tags, None) for tags in predictor.predict_sentences(batch, encoded)]
+
     try:
         if corpus is None:
             raise ValueError("the chunk could not be encoded as a whole")
-        predicted = predictor.predict_with_confidence(sentences, corpus)
+        predicted = predict(sentences, corpus)
     except Exception:  # one bad document must not sink the chunk: retry one by one to find it
         predicted = []
         for s in sentences:
             try:
-                predicted.append(predictor.predict_with_confidence([s])[0])
+                predicted.append(predict([s])[0])
             except Exception as exc:  # reported per line; the run goes on
                 predicted.append(f"prediction failed: {type(exc).__name__}: {exc}")
     for i, p in zip(good, predicted):

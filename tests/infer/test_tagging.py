@@ -54,6 +54,13 @@ def test_tag_finds_the_learned_entities_with_exact_offsets(model_dir, tmp_path):
     for r in records:
         for e in r["entities"]:
             assert r["text"][e["start"]:e["end"]] == e["text"] and 0.0 < e["score"] <= 1.0
+    # without scores: the same entities, score null (no forward-backward pass)
+    assert main(["tag", str(model_dir / "model"), str(tmp_path / "in.txt"), "-o", str(tmp_path / "fast.jsonl"),
+                 "--scores", "false", "--jit", "false", "--batch-size", "8"]) == 0
+    fast = [json.loads(x) for x in (tmp_path / "fast.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [[(e["type"], e["start"], e["end"]) for e in r["entities"]] for r in fast] == \
+        [[(e["type"], e["start"], e["end"]) for e in r["entities"]] for r in records]
+    assert all(e["score"] is None for r in fast for e in r["entities"])
 
 
 def test_long_lines_are_tagged_whole_and_bad_lines_are_counted(model_dir, tmp_path, capsys, caplog):
