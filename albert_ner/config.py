@@ -8,6 +8,8 @@ from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
 T = TypeVar("T")
 
+MODEL_CONFIG_FILE = "model_config.json"  # a trained model directory's ModelConfig
+
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 EMBEDDING_LAYOUTS = ("project_first", "project_last", "none")
 LN_TYPES = ("postln", "preln")

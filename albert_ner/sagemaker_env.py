@@ -24,7 +24,8 @@ import shutil
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from albert_ner.config import TrainConfig
+from albert_ner.config import MODEL_CONFIG_FILE, TrainConfig
+from albert_ner.data.features import FEATURIZER_FILES
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,7 @@ CHANNELS = {"train": ("training", "train"), "dev": ("validation", "valid", "dev"
 # Hyperparameters the entry point itself takes (beside every TrainConfig field).
 ENTRY_KEYS = {"model_dir", "export", "data_dir", "train_file", "dev_file", "test_file", "vocab_file", "output_dir",
               "config"}
-MODEL_FILES = ("model_config.json", "vocab.txt", "vocab.model", "bigrams.txt", "train_config.json",
-               "eval_results.json", "weights")
+MODEL_FILES = (MODEL_CONFIG_FILE,) + FEATURIZER_FILES + ("train_config.json", "eval_results.json", "weights")
 OUTPUT_FILES = ("eval_results.json", "train_config.json", "tensorboard")
 
 

@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from albert_ner.config import HeadConfig
 from albert_ner.data.bigrams import BigramVocab
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.lexicon import word_boundaries_and_pos_for, word_boundaries_for
@@ -21,6 +22,7 @@ from albert_ner.data.vocab import Vocab
 VOCAB_FILE = "vocab.txt"
 SPM_VOCAB_FILE = "vocab.model"  # when the encoder's vocabulary is a SentencePiece model
 BIGRAM_FILE = "bigrams.txt"
+FEATURIZER_FILES = (VOCAB_FILE, SPM_VOCAB_FILE, BIGRAM_FILE)  # those a model directory may hold
 
 
 @dataclasses.dataclass
@@ -78,6 +80,11 @@ class Featurizer:
         vocab = Vocab.from_file(spm if spm.is_file() and not (model_dir / VOCAB_FILE).is_file()
                                 else model_dir / VOCAB_FILE)
         return cls(vocab, lexicon, BigramVocab.load(model_dir / BIGRAM_FILE) if bigrams else None, pos)
+
+    @classmethod
+    def for_head(cls, model_dir: str | Path, head: HeadConfig) -> "Featurizer":
+        """The featurizer of a model directory whose head uses the features `head` says."""
+        return cls.load(model_dir, lexicon=head.lexicon_dim > 0, bigrams=head.bigram_dim > 0, pos=head.pos_dim > 0)
 
 
 def _label_ids(sentence: Sentence, index: Dict[str, int]) -> np.ndarray:

@@ -12,10 +12,10 @@ import numpy as np
 PathLike = Union[str, "os.PathLike[str]"]
 PAD, UNK, CLS, SEP = "[PAD]", "[UNK]", "[CLS]", "[SEP]"
 REQUIRED_SPECIALS = (PAD, UNK, CLS, SEP)
-WHITESPACE_TOKENS = ("[unused1]", "[SPACE]", "[BLANK]", "\u2581")
+SPM_WORD_START = "\u2581"  # "▁": SentencePiece's mark for a piece that starts a word
+WHITESPACE_TOKENS = ("[unused1]", "[SPACE]", "[BLANK]", SPM_WORD_START)
 # SentencePiece models (Google ALBERT's spm) spell two of the required specials differently.
 SPECIAL_ALIASES = {PAD: "<pad>", UNK: "<unk>"}
-SPM_WORD_START = "\u2581"  # "▁": SentencePiece's mark for a piece that starts a word
 _BLANK_CATEGORIES = frozenset(("Cc", "Cf", "Zs"))
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import tensorflow as tf
 
 import albert_ner
+from albert_ner.config import MODEL_CONFIG_FILE
+from albert_ner.data.features import FEATURIZER_FILES
 from albert_ner.infer.serving import SIGNATURE, SIGNATURE_INPUTS
 from albert_ner.model.store import load_model
 
@@ -56,7 +58,7 @@ def export(model_dir: str | Path, out_dir: str | Path, archive: bool = False) ->
     tf.saved_model.save(module, str(out / VERSION), signatures={SIGNATURE: serving_function(model)})
     code = out / "code"
     (code / "model").mkdir(parents=True)
-    for name in ("model_config.json", "vocab.txt", "vocab.model", "bigrams.txt"):
+    for name in (MODEL_CONFIG_FILE,) + FEATURIZER_FILES:
         if (model_dir / name).is_file():
             shutil.copyfile(model_dir / name, code / "model" / name)
     shutil.copyfile(Path(__file__).with_name("sagemaker_inference.py"), code / "inference.py")

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from albert_ner.config import ModelConfig, load_json
+from albert_ner.config import MODEL_CONFIG_FILE, ModelConfig, load_json
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.features import Featurizer
 from albert_ner.data.pipeline import CHAR_FEATURES
@@ -25,7 +25,6 @@ from albert_ner.infer.windowed import Runner, WindowedTagger
 
 SIGNATURE = "serving_default"
 SIGNATURE_INPUTS = ("token_ids", "lengths") + CHAR_FEATURES
-CONFIG_FILE = "model_config.json"
 
 
 def complete_inputs(inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -62,11 +61,8 @@ class ServingPipeline:
     def from_dir(cls, files_dir: str | Path, runner: Runner, batch_size: int = 64) -> "ServingPipeline":
         """Read model_config.json, the vocab and the feature files written by `albert-ner export`."""
         files_dir = Path(files_dir)
-        config = ModelConfig.from_dict(load_json(files_dir / CONFIG_FILE))
-        head = config.head
-        featurizer = Featurizer.load(files_dir, lexicon=head.lexicon_dim > 0, bigrams=head.bigram_dim > 0,
-                                     pos=head.pos_dim > 0)
-        return cls(config, featurizer, runner, batch_size)
+        config = ModelConfig.from_dict(load_json(files_dir / MODEL_CONFIG_FILE))
+        return cls(config, Featurizer.for_head(files_dir, config.head), runner, batch_size)
 
     def tag(self, texts: Sequence[str]) -> List[Dict]:
         """Entities (type, start, end, text, score) of every text, offsets into that text."""

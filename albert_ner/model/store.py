@@ -12,11 +12,11 @@ from typing import Tuple
 
 import tensorflow as tf
 
-from albert_ner.config import ModelConfig, load_json, save_json
+from albert_ner.config import MODEL_CONFIG_FILE, ModelConfig, load_json, save_json
 from albert_ner.data.features import Featurizer
 from albert_ner.model.tagger import NerTagger
 
-CONFIG_FILE = "model_config.json"
+CONFIG_FILE = MODEL_CONFIG_FILE
 WEIGHTS_PREFIX = "weights/model"
 
 
@@ -41,9 +41,7 @@ def load_model(model_dir: str | Path) -> Tuple[NerTagger, Featurizer]:
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: not a model directory (no {CONFIG_FILE})")
     config = ModelConfig.from_dict(load_json(config_path))
-    head = config.head
-    featurizer = Featurizer.load(model_dir, lexicon=head.lexicon_dim > 0, bigrams=head.bigram_dim > 0,
-                                 pos=head.pos_dim > 0)
+    featurizer = Featurizer.for_head(model_dir, config.head)
     model = NerTagger(config)
     model.build_weights()
     prefix = str(model_dir / WEIGHTS_PREFIX)

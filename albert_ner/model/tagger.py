@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from albert_ner.config import ModelConfig
 from albert_ner.data.lexicon import NUM_BOUNDARY_IDS, NUM_POS_IDS
+from albert_ner.data.pipeline import CHAR_FEATURES
 from albert_ner.model.encoder import TransformerEncoder
 from crf import CRF, crf_marginals
 
@@ -51,9 +52,9 @@ class NerTagger(tf.keras.Model):
 
     def feature_embeddings(self):
         """(input name, embedding layer) for every per-character feature this model uses, in concat order."""
-        pairs = (("word_boundaries", self.lexicon_embedding), ("pos_ids", self.pos_embedding),
-                 ("bigram_ids", self.bigram_embedding))
-        return [(name, layer) for name, layer in pairs if layer is not None]
+        layers = {"word_boundaries": self.lexicon_embedding, "pos_ids": self.pos_embedding,
+                  "bigram_ids": self.bigram_embedding}
+        return [(name, layers[name]) for name in CHAR_FEATURES if layers[name] is not None]
 
     @property
     def encoder_variables(self):

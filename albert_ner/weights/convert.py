@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional, Tuple
 import tensorflow as tf
 
 from albert_ner.config import EncoderConfig, from_dict, load_json, save_json
+from albert_ner.data.features import VOCAB_FILE
 from albert_ner.model.encoder import TransformerEncoder
 from albert_ner.weights.loader import LoadReport, assign_encoder_weights
 from albert_ner.weights.sources import locate_source, read_source
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 ENCODER_CONFIG = "encoder_config.json"
 ENCODER_PREFIX = "encoder/ckpt"
 REPORT_FILE = "conversion_report.json"
-VOCAB_FILE = "vocab.txt"
 
 
 def is_converted(path: str | Path) -> bool:
