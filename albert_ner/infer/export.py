@@ -25,8 +25,8 @@ VERSION = "1"
 REQUIREMENTS = "numpy<2\njieba>=0.42\nsentencepiece\n"
 # Modules the handler imports (directly or not); none of them imports TensorFlow.
 HANDLER_MODULES = ("__init__.py", "config.py", "data/__init__.py", "data/bigrams.py", "data/corpus.py",
-                   "data/features.py", "data/lexicon.py", "data/pipeline.py", "data/tags.py", "data/vocab.py",
-                   "data/windows.py", "infer/__init__.py", "infer/serving.py", "infer/tagging.py",
+                   "data/features.py", "data/lexicon.py", "data/posseg.py", "data/pipeline.py", "data/tags.py",
+                   "data/vocab.py", "data/windows.py", "infer/__init__.py", "infer/serving.py", "infer/tagging.py",
                    "infer/textfiles.py", "infer/windowed.py")
 
 

@@ -22,6 +22,16 @@ INPUT_KEYS = ("token_ids", "lengths") + CHAR_FEATURES
 Runner = Callable[[Dict[str, np.ndarray], bool], Dict[str, np.ndarray]]
 
 
+def inference_rows(needed: int, batch_size: int, smallest: int = 16) -> int:
+    """Rows to run for a batch holding `needed` windows: the next power of two (at least `smallest`),
+    at most batch_size. A bucket's last batch is seldom full; a few row counts per bucket keep the
+    padding small while XLA compiles only a handful of programs."""
+    rows = smallest
+    while rows < needed:
+        rows *= 2
+    return min(rows, batch_size)
+
+
 class WindowedTagger:
     """Tags sentences through a runner; windows long ones and merges them back."""
 
@@ -41,7 +51,8 @@ class WindowedTagger:
         out: List[np.ndarray] = [np.zeros(0, np.int32)] * len(planner.windows)
         for bucket_len, indices in planner.plan(shuffle=False):
             batch = planner.materialize(bucket_len, indices)
-            result = self.runner({k: batch[k] for k in INPUT_KEYS if k in batch}, confidence)
+            n_rows = inference_rows(len(indices), self.batch_size)
+            result = self.runner({k: batch[k][:n_rows] for k in INPUT_KEYS if k in batch}, confidence)
             tags = np.asarray(result["tags"])
             rows = np.stack([tags.astype(np.float64), np.asarray(result["confidence"])], -1) if confidence else tags
             for row, wi in enumerate(indices):

@@ -1,0 +1,46 @@
+"""The windowed tagger: every character tagged from its window, with partial batches trimmed."""
+import numpy as np
+import pytest
+
+from albert_ner.data.features import Featurizer
+from albert_ner.data.pipeline import make_windows
+from albert_ner.data.vocab import Vocab
+from albert_ner.infer.windowed import WindowedTagger, inference_rows
+
+LABELS = ("O", "B-X", "I-X", "E-X", "S-X")
+CHARS = "abcdefghij"
+
+
+def make_tagger(batch_size, calls, max_seq_len=12):
+    """A tagger whose runner tags each character by its id (id mod 5) and records batch shapes."""
+    vocab = Vocab({t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *CHARS])})
+
+    def runner(inputs, confidence):
+        calls.append(inputs["token_ids"].shape)
+        assert {k: v.shape[0] for k, v in inputs.items()} == {k: inputs["lengths"].shape[0] for k in inputs}
+        tags = inputs["token_ids"][:, 1:-1] % len(LABELS)
+        tags = np.where(np.arange(tags.shape[1]) < inputs["lengths"][:, None], tags, 0)
+        return {"tags": tags, "confidence": np.full(tags.shape, 0.5)}
+
+    return WindowedTagger(runner, Featurizer(vocab), LABELS, max_seq_len, batch_size)
+
+
+@pytest.mark.parametrize("needed, rows", [(1, 16), (16, 16), (17, 32), (100, 128), (200, 256), (300, 256)])
+def test_inference_rows_are_a_power_of_two_up_to_the_batch_size(needed, rows):
+    assert inference_rows(needed, 256) == rows
+
+
+def test_partial_batches_are_trimmed_and_every_character_is_tagged_from_its_id():
+    rng = np.random.default_rng(0)
+    texts = ["".join(rng.choice(list(CHARS), size=int(n))) for n in rng.integers(1, 40, size=70)]
+    calls = []
+    tagger = make_tagger(batch_size=64, calls=calls)
+    predicted = tagger.predict_texts(texts)
+    for text, tags in zip(texts, predicted):
+        assert tags == [LABELS[(4 + CHARS.index(c)) % len(LABELS)] for c in text]
+    rows = [shape[0] for shape in calls]
+    assert all(r in (16, 32, 64) for r in rows), rows
+    windows = make_windows([len(t) for t in texts], tagger.max_chars, tagger.overlap)
+    assert len(windows) > len(texts)  # long texts were windowed
+    assert sum(rows) < 64 * len(rows), "no batch was trimmed"
+    assert sum(rows) >= len(windows)
