@@ -7,7 +7,9 @@ Not a test. Every system tags the same texts in the same process, one after the 
     and base): throughput only, on the first `--untrained-sentences` sentences (no pretrained
     weights can be had here, so their F1 would mean nothing);
   - Jiagu 0.2.3 (`pip install jiagu==0.2.3`; word segmentation, then its NER perceptron on the words).
-Prints a Markdown table for BENCHMARKS.md.
+Each system's timing is the median of `--repeat` runs, as wall seconds and CPU seconds of the whole
+process (all threads: `tag` featurizes the next chunk in a second thread while decoding, so its CPU
+time can exceed its wall time; Jiagu runs in one thread). Prints a Markdown table for BENCHMARKS.md.
 
     python bench/tag_speed.py --model bench/runs/emb-lex16-lstm128 --threads 1 \
         --encoder-config ../shared/pretrained/albert_config/albert_config_tiny.json
@@ -56,10 +58,25 @@ def tag_all(predictor, sentences, scores=True):
     return [[line.rsplit("\t", 1)[1] for line in block.splitlines()] for block in blocks[:len(sentences)]]
 
 
-def row(name, params, sentences, seconds, f1):
+REPEAT = 3
+
+
+def timed(fn, *args):
+    """(result, wall seconds, CPU seconds of this process over all its threads): the median of REPEAT runs."""
+    runs = []
+    for _ in range(REPEAT):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn(*args)
+        runs.append((time.perf_counter() - wall, time.process_time() - cpu))
+    wall, cpu = sorted(runs)[len(runs) // 2]
+    return result, wall, cpu
+
+
+def row(name, params, sentences, seconds, cpu_seconds, f1):
     chars = sum(len(s.chars) for s in sentences)
     f1_text = f"{f1:.4f}" if f1 is not None else "n/a (untrained)"
-    return f"| {name} | {params} | {len(sentences):,} | {chars:,} | {seconds:.1f} | {chars / seconds:,.0f} | {f1_text} |"
+    return (f"| {name} | {params} | {len(sentences):,} | {chars:,} | {seconds:.2f} | {chars / seconds:,.0f} | "
+            f"{cpu_seconds:.2f} | {chars / cpu_seconds:,.0f} | {f1_text} |")
 
 
 def main() -> int:
@@ -73,7 +90,10 @@ def main() -> int:
     ap.add_argument("--jit", action="store_true", help="XLA-compile the decode function")
     ap.add_argument("--no-scores", action="store_true", help="tag without entity scores (as `tag --scores false`)")
     ap.add_argument("--no-jiagu", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per system; the median is reported")
     args = ap.parse_args()
+    global REPEAT
+    REPEAT = args.repeat
 
     import tensorflow as tf
 
@@ -96,11 +116,9 @@ def main() -> int:
         model, featurizer = load_model(model_dir)
         predictor = Predictor(model, featurizer, batch_size=args.batch_size, jit=args.jit)
         tag_all(predictor, sentences[:600], not args.no_scores)  # warm-up: trace the decode for each bucket
-        started = time.time()
-        pred = tag_all(predictor, sentences, not args.no_scores)
-        seconds = time.time() - started
+        pred, seconds, cpu = timed(tag_all, predictor, sentences, not args.no_scores)
         params = sum(int(tf.size(v)) for v in model.weights)
-        rows.append(row(f"albert-ner {Path(model_dir).name}", f"{params / 1e6:.1f}M", sentences, seconds,
+        rows.append(row(f"albert-ner {Path(model_dir).name}", f"{params / 1e6:.1f}M", sentences, seconds, cpu,
                         entity_report(gold, pred)["f1"]))
     for config_path in args.encoder_config:
         vocab = Vocab.from_file(SHARED / "pretrained/vocab.txt")
@@ -111,24 +129,20 @@ def main() -> int:
         predictor = Predictor(model, Featurizer(vocab, lexicon=True), batch_size=args.batch_size, jit=args.jit)
         subset = sentences[: args.untrained_sentences]
         tag_all(predictor, subset[:50])
-        started = time.time()
-        tag_all(predictor, subset)
-        seconds = time.time() - started
+        _, seconds, cpu = timed(tag_all, predictor, subset)
         params = sum(int(tf.size(v)) for v in model.weights)
-        rows.append(row(f"{Path(config_path).stem} + BiLSTM-CRF", f"{params / 1e6:.1f}M", subset, seconds, None))
+        rows.append(row(f"{Path(config_path).stem} + BiLSTM-CRF", f"{params / 1e6:.1f}M", subset, seconds, cpu, None))
     if not args.no_jiagu:
         jiagu_tags([sentences[0].text])  # load its models before timing
-        started = time.time()
-        pred = jiagu_tags([s.text for s in sentences])
-        seconds = time.time() - started
-        rows.append(row("Jiagu 0.2.3 (seg + ner)", "-", sentences, seconds, entity_report(gold, pred)["f1"]))
+        pred, seconds, cpu = timed(jiagu_tags, [s.text for s in sentences])
+        rows.append(row("Jiagu 0.2.3 (seg + ner)", "-", sentences, seconds, cpu, entity_report(gold, pred)["f1"]))
 
     print(f"\ncommand: python bench/tag_speed.py {' '.join(sys.argv[1:])}")
     print(f"machine: {os.cpu_count()} cores; TensorFlow threads: {args.threads or 'default'}; "
           f"batch {args.batch_size}; XLA {'on' if args.jit else 'off'}; entity scores "
-          f"{'off' if args.no_scores else 'on'}")
-    print("| system | parameters | sentences | chars | seconds | chars/s | entity F1 |")
-    print("|---|---|---|---|---|---|---|")
+          f"{'off' if args.no_scores else 'on'}; median of {args.repeat} runs")
+    print("| system | parameters | sentences | chars | wall s | chars/s | CPU s | chars per CPU s | entity F1 |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(r)
     return 0
