@@ -8,7 +8,7 @@ window is ever dropped.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -54,6 +54,17 @@ class EncodedCorpus:
     def __len__(self) -> int:
         return len(self.token_ids)
 
+    @classmethod
+    def concat(cls, parts: Sequence["EncodedCorpus"]) -> "EncodedCorpus":
+        """The sentences of several encodings (made by one featurizer), in order."""
+        labelled = [p.label_ids is not None for p in parts]
+        if any(labelled) and not all(labelled):
+            raise ValueError("cannot concatenate labelled and unlabelled encodings")
+        names = sorted({name for p in parts for name in p.features})
+        return cls([ids for p in parts for ids in p.token_ids],
+                   [ids for p in parts for ids in p.label_ids] if parts and all(labelled) else None,
+                   {name: [v for p in parts for v in p.features[name]] for name in names})
+
 
 def label_index(labels: Sequence[str]) -> Dict[str, int]:
     """Tag string -> id."""
@@ -82,6 +93,28 @@ def bucket_lengths(max_seq_len: int) -> Tuple[int, ...]:
         size *= 2
     sizes.append(max_seq_len)
     return tuple(sizes)
+
+
+def empty_batch(rows: int, bucket_len: int, feature_names: Iterable[str], pad_id: int) -> Batch:
+    """A batch of `rows` empty rows (length 0) padded to bucket_len tokens, with the named features."""
+    batch: Batch = {"token_ids": np.full((rows, bucket_len), pad_id, dtype=np.int32),
+                    "lengths": np.zeros(rows, dtype=np.int32)}
+    for name in feature_names:
+        batch[name] = np.zeros((rows, bucket_len - 2), dtype=np.int32)
+    return batch
+
+
+def put_window(batch: Batch, row: int, token_ids: np.ndarray, features: Dict[str, np.ndarray],
+               cls_id: int, sep_id: int) -> None:
+    """Write one window into `row` of a batch: [CLS] ids [SEP], its length and its per-character features."""
+    n = len(token_ids)
+    batch["lengths"][row] = n
+    ids = batch["token_ids"]
+    ids[row, 0] = cls_id
+    ids[row, 1:n + 1] = token_ids
+    ids[row, n + 1] = sep_id
+    for name, values in features.items():
+        batch[name][row, :n] = values
 
 
 class BatchPlanner:
@@ -120,24 +153,16 @@ class BatchPlanner:
 
     def materialize(self, bucket_len: int, indices: np.ndarray) -> Batch:
         """Numpy arrays for one batch of windows, padded to [batch_size, bucket_len]."""
-        bsz, chars = self.batch_size, bucket_len - 2
-        token_ids = np.full((bsz, bucket_len), self.pad_id, dtype=np.int32)
-        lengths = np.zeros(bsz, dtype=np.int32)
-        labels = np.zeros((bsz, chars), dtype=np.int32)
         c = self.corpus
-        features = {name: np.zeros((bsz, chars), dtype=np.int32) for name in c.features}
+        batch = empty_batch(self.batch_size, bucket_len, c.features, self.pad_id)
+        labels = np.zeros((self.batch_size, bucket_len - 2), dtype=np.int32)
         for row, wi in enumerate(indices):
             w = self.windows[wi]
-            n = w.length
-            lengths[row] = n
-            token_ids[row, 0] = self.cls_id
-            token_ids[row, 1:n + 1] = c.token_ids[w.sentence][w.start:w.end]
-            token_ids[row, n + 1] = self.sep_id
+            put_window(batch, row, c.token_ids[w.sentence][w.start:w.end],
+                       {name: values[w.sentence][w.start:w.end] for name, values in c.features.items()},
+                       self.cls_id, self.sep_id)
             if c.label_ids is not None:
-                labels[row, :n] = c.label_ids[w.sentence][w.start:w.end]
-            for name, values in c.features.items():
-                features[name][row, :n] = values[w.sentence][w.start:w.end]
-        batch: Batch = {"token_ids": token_ids, "lengths": lengths, **features}
+                labels[row, :w.length] = c.label_ids[w.sentence][w.start:w.end]
         if c.label_ids is not None:
             batch["labels"] = labels
         return batch

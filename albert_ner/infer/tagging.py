@@ -9,15 +9,18 @@ probability among its characters' tags (how sure the model is of its weakest cha
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TextIO
+from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from albert_ner.data.corpus import Sentence
+from albert_ner.data.features import Featurizer
+from albert_ner.data.pipeline import EncodedCorpus
 from albert_ner.data.tags import entities_from_tags
 from albert_ner.infer.textfiles import Document
 from albert_ner.infer.windowed import WindowedTagger
@@ -97,72 +100,79 @@ def tag_documents(predictor: WindowedTagger, docs: Iterable[Document], out: Text
     """Tag every document and write it to `out` in input order; failures are logged with file:line.
 
     The next chunk is featurized (jieba, in Python) in a worker thread while the model decodes the
-    current one (TensorFlow releases the GIL), so the two overlap on separate cores. Without
-    `scores` the forward-backward pass for the entity scores is skipped (faster; scores are null).
+    current one (TensorFlow releases the GIL), so the two overlap on separate cores. Windows of
+    consecutive chunks share batches (a WindowStream), so only full batches run until a window
+    has waited one chunk; at most two chunks are held. Without `scores` the forward-backward pass
+    for the entity scores is skipped (faster; scores are null).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
     summary = TagSummary()
     started = time.time()
+    stream = predictor.stream(confidence=scores, record_errors=True)
+    waiting: Deque[Tuple[Document, Optional[str]]] = collections.deque()  # in input order, with any error
+    results: Deque = collections.deque()  # stream results of the documents at the head of `waiting`
+
+    def write_ready() -> None:
+        results.extend(stream.ready())
+        written = chars = 0
+        while waiting and (waiting[0][1] is not None or results):
+            doc, error = waiting.popleft()
+            result = error if error is not None else results.popleft()
+            if not isinstance(result, str):
+                result = predictor.readable(result, scores)
+            _write_document(doc, result, out, fmt, summary)
+            written, chars = written + 1, chars + len(doc.text)
+        if written:
+            on_progress(written, chars)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="featurize") as pool:
         pending = None  # (chunk, future of its features)
         for chunk in itertools.chain(_chunks(docs, chunk_docs, chunk_chars), [None]):
-            upcoming = (chunk, pool.submit(_featurize, predictor, chunk)) if chunk is not None else None
+            upcoming = (chunk, pool.submit(_featurize, predictor.featurizer, chunk)) if chunk is not None else None
             if pending is not None:
-                done, features = pending[0], pending[1].result()
-                _write_chunk(predictor, done, features, out, fmt, summary, scores)
-                on_progress(len(done), sum(len(d.text) for d in done))
+                done, (errors, corpus) = pending[0], pending[1].result()
+                waiting.extend(zip(done, errors))
+                generation = stream.add(corpus)
+                stream.flush(before=generation)  # windows of the previous chunk run now, batch full or not
+                write_ready()
             pending = upcoming
+    stream.flush()
+    write_ready()
     summary.seconds = time.time() - started
     return summary
 
 
-def _write_chunk(predictor: WindowedTagger, chunk: List[Document], features, out: TextIO, fmt: str,
-                 summary: TagSummary, scores: bool) -> None:
-    for doc, result in zip(chunk, _predict_chunk(predictor, chunk, features, scores)):
-        if isinstance(result, str):
-            summary.failed += 1
-            log.error("%s:%d: %s", doc.source, doc.line, result)
-            continue
-        tags, confidence = result
-        entities = entity_records(doc.text, tags, confidence)
-        out.write(render(fmt, doc, tags, entities))
-        summary.documents += 1
-        summary.chars += len(doc.text)
-        summary.entities += len(entities)
+def _write_document(doc: Document, result, out: TextIO, fmt: str, summary: TagSummary) -> None:
+    """Write one tagged document ((tags, confidences or None)), or log its error (a string) with file:line."""
+    if isinstance(result, str):
+        summary.failed += 1
+        log.error("%s:%d: %s", doc.source, doc.line, result)
+        return
+    tags, confidence = result
+    entities = entity_records(doc.text, tags, confidence)
+    out.write(render(fmt, doc, tags, entities))
+    summary.documents += 1
+    summary.chars += len(doc.text)
+    summary.entities += len(entities)
 
 
-def _featurize(predictor: WindowedTagger, chunk: List[Document]):
-    """(indices of readable documents, their sentences, their encoding or None if encoding failed)."""
-    good = [i for i, d in enumerate(chunk) if d.error is None]
-    sentences = [Sentence(tuple(chunk[i].text), None, chunk[i].source, chunk[i].line) for i in good]
+def _featurize(featurizer: Featurizer, chunk: List[Document]) -> Tuple[List[Optional[str]], EncodedCorpus]:
+    """(per document: None or why it cannot be tagged, the encoding of the documents without an error).
+
+    The chunk is encoded at once; if that fails, document by document, to find and report the bad ones."""
+    errors: List[Optional[str]] = [d.error for d in chunk]
+    sentences = [Sentence(tuple(d.text), None, d.source, d.line) for d in chunk if d.error is None]
     try:
-        return good, sentences, predictor.featurizer.encode(sentences)
-    except Exception:  # found document by document in _predict_chunk
-        return good, sentences, None
-
-
-def _predict_chunk(predictor: WindowedTagger, chunk: List[Document], features, scores: bool = True) -> List:
-    """(tags, confidence or None) per document, or an error message for documents that failed."""
-    results: List = [d.error for d in chunk]
-    good, sentences, corpus = features
-
-    def predict(batch, encoded=None):
-        if scores:
-            return predictor.predict_with_confidence(batch, encoded)
-        return [(tags, None) for tags in predictor.predict_sentences(batch, encoded)]
-
-    try:
-        if corpus is None:
-            raise ValueError("the chunk could not be encoded as a whole")
-        predicted = predict(sentences, corpus)
-    except Exception:  # one bad document must not sink the chunk: retry one by one to find it
-        predicted = []
-        for s in sentences:
-            try:
-                predicted.append(predict([s])[0])
-            except Exception as exc:  # reported per line; the run goes on
-                predicted.append(f"prediction failed: {type(exc).__name__}: {exc}")
-    for i, p in zip(good, predicted):
-        results[i] = p
-    return results
+        return errors, featurizer.encode(sentences)
+    except Exception:
+        pass
+    encoded = []
+    good = iter(i for i, d in enumerate(chunk) if d.error is None)
+    for sentence in sentences:
+        i = next(good)
+        try:
+            encoded.append(featurizer.encode([sentence]))
+        except Exception as exc:  # reported per line; the run goes on
+            errors[i] = f"featurization failed: {type(exc).__name__}: {exc}"
+    return errors, EncodedCorpus.concat(encoded)

@@ -79,3 +79,34 @@ def test_long_lines_are_tagged_whole_and_bad_lines_are_counted(model_dir, tmp_pa
     assert len(blocks[1].splitlines()) == len("张三去了北京。")
     assert f"{path}:2: cannot decode bytes" in caplog.text
     assert "tagged 2 documents" in caplog.text and "1 failed" in caplog.text
+
+
+def test_many_small_chunks_keep_order_and_a_document_that_cannot_be_featurized_is_reported(caplog):
+    import io
+
+    from albert_ner.data.features import Featurizer
+    from albert_ner.infer.tagging import tag_documents
+    from tests.infer.test_windowed import expected_tags, make_tagger
+
+    class PickyFeaturizer(Featurizer):
+        def encode(self, sentences, labels=None):
+            if any("j" in s.text for s in sentences):
+                raise ValueError("no j here")
+            return super().encode(sentences, labels)
+
+    calls = []
+    tagger = make_tagger(batch_size=8, calls=calls)
+    tagger.featurizer = PickyFeaturizer(tagger.featurizer.vocab)
+    texts = ["abc", "dej", "e", "ghi" * 20, "a", "bbbb"] * 7
+    docs = [Document("in.txt", i + 1, t) for i, t in enumerate(texts)]
+    docs[10] = Document("in.txt", 11, "", error="cannot decode bytes")
+    out = io.StringIO()
+    summary = tag_documents(tagger, docs, out, "conll", chunk_docs=5, scores=False)
+    blocks = out.getvalue().split("\n\n")[:-1]
+    kept = [d for d in docs if d.error is None and "j" not in d.text]
+    assert summary.documents == len(kept) == len(blocks)
+    assert summary.failed == len(docs) - len(kept)
+    for doc, block in zip(kept, blocks):
+        assert [ln.split("\t")[1] for ln in block.splitlines()] == expected_tags(doc.text)
+    assert "in.txt:2: featurization failed: ValueError: no j here" in caplog.text
+    assert "in.txt:11: cannot decode bytes" in caplog.text
