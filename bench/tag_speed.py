@@ -86,7 +86,7 @@ def main() -> int:
     ap.add_argument("--encoder-config", action="append", default=[], help="published encoder config (untrained)")
     ap.add_argument("--untrained-sentences", type=int, default=500)
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow intra/inter-op threads (0: TF default)")
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--jit", action="store_true", help="XLA-compile the decode function")
     ap.add_argument("--no-scores", action="store_true", help="tag without entity scores (as `tag --scores false`)")
     ap.add_argument("--no-jiagu", action="store_true")

@@ -1,11 +1,10 @@
 """Overlapping windows over long sentences, and merging per-window outputs so no character is dropped."""
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple, TypeVar
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
-T = TypeVar("T")
 Span = Tuple[int, int]
 
 
@@ -50,12 +49,20 @@ def best_span_for_positions(length: int, spans: Sequence[Span]) -> np.ndarray:
     return best
 
 
-def merge_spans(length: int, spans: Sequence[Span], values: Sequence[Sequence[T]]) -> List[T]:
-    """Per-position items of a sentence, each taken from the span where that position has the most context."""
+def merge_spans(length: int, spans: Sequence[Span], values: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-position rows of a sentence [length, ...], each taken from the span where that position has
+    the most context. `values[i]` holds span i's rows (an array whose first axis is its positions)."""
     if len(values) != len(spans):
-        raise ValueError(f"{len(values)} value lists for {len(spans)} spans")
-    for (start, end), vals in zip(spans, values):
-        if len(vals) != end - start:
-            raise ValueError(f"span {(start, end)} has {end - start} positions but {len(vals)} values")
+        raise ValueError(f"{len(values)} value arrays for {len(spans)} spans")
+    arrays = [np.asarray(v) for v in values]
+    for (start, end), rows in zip(spans, arrays):
+        if len(rows) != end - start:
+            raise ValueError(f"span {(start, end)} has {end - start} positions but {len(rows)} values")
+    if len(spans) == 1 and spans[0] == (0, length):
+        return arrays[0]  # the common case: the sentence fits one window
     best = best_span_for_positions(length, spans)
-    return [values[s][p - spans[s][0]] for p, s in enumerate(best.tolist())]
+    out = np.empty((length,) + arrays[0].shape[1:], dtype=np.result_type(*arrays))
+    for i, ((start, end), rows) in enumerate(zip(spans, arrays)):
+        chosen = best[start:end] == i
+        out[start:end][chosen] = rows[chosen]
+    return out

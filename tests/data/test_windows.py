@@ -47,8 +47,10 @@ def test_spans_cover_respect_window_and_overlap(layout):
 def test_merge_round_trip_and_most_context(layout):
     length, window, overlap = layout
     spans = window_spans(length, window, overlap)
-    merged = merge_spans(length, spans, [list(range(a, b)) for a, b in spans])
-    assert merged == list(range(length))
+    merged = merge_spans(length, spans, [np.arange(a, b) for a, b in spans])
+    assert merged.tolist() == list(range(length))
+    pairs = merge_spans(length, spans, [np.stack([np.arange(a, b), -np.arange(a, b)], -1) for a, b in spans])
+    assert pairs.shape == (length, 2) and (pairs[:, 0] == -pairs[:, 1]).all()
     best = best_span_for_positions(length, spans)
     assert best.shape == (length,)
     for pos, chosen in enumerate(best.tolist()):
@@ -99,21 +101,21 @@ def test_merge_takes_the_middle_of_each_window():
     # spans (0,6) and (4,10) of a 10-char sentence: positions 4 and 5 are in both
     spans = window_spans(10, 6, 2)
     assert spans == [(0, 6), (4, 10)]
-    merged = merge_spans(10, spans, ["aaaaaa", "bbbbbb"])
+    merged = merge_spans(10, spans, [np.array(list("aaaaaa")), np.array(list("bbbbbb"))])
     # pos 4: context 1 in span 0 (right 1), 0 in span 1 (left 0) -> a; pos 5: 0 vs 1 -> b
     assert "".join(merged) == "aaaaabbbbb"
     assert best_span_for_positions(10, spans).tolist() == [0] * 5 + [1] * 5
 
 
-def test_merge_accepts_numpy_values_and_empty_sentences():
-    assert merge_spans(0, [(0, 0)], [np.zeros(0, dtype=np.int32)]) == []
-    assert merge_spans(3, [(0, 3)], [np.array([7, 8, 9])]) == [7, 8, 9]
+def test_merge_of_one_window_and_of_empty_sentences():
+    assert merge_spans(0, [(0, 0)], [np.zeros(0, dtype=np.int32)]).tolist() == []
+    assert merge_spans(3, [(0, 3)], [np.array([7, 8, 9])]).tolist() == [7, 8, 9]
 
 
 def test_merge_rejects_mismatched_values():
     with pytest.raises(ValueError, match="values"):
         merge_spans(5, [(0, 4), (1, 5)], [[0, 1, 2, 3], [1, 2, 3]])
-    with pytest.raises(ValueError, match="value lists"):
+    with pytest.raises(ValueError, match="value arrays"):
         merge_spans(5, [(0, 4), (1, 5)], [[0, 1, 2, 3]])
 
 

@@ -4,9 +4,9 @@ import pytest
 
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.features import Featurizer
-from albert_ner.data.pipeline import make_windows
+from albert_ner.data.pipeline import bucket_lengths, make_windows
 from albert_ner.data.vocab import Vocab
-from albert_ner.infer.windowed import WindowedTagger, inference_rows
+from albert_ner.infer.windowed import WindowedTagger, inference_buckets, inference_rows
 
 LABELS = ("O", "B-X", "I-X", "E-X", "S-X")
 CHARS = "abcdefghij"
@@ -99,3 +99,10 @@ def test_a_failing_window_marks_only_its_sentence_when_errors_are_recorded():
         assert tagger.readable(results[i], False)[0] == expected_tags(texts[i])
     with pytest.raises(RuntimeError):
         tagger.predict_texts(texts)  # without recording, the error surfaces
+
+
+@pytest.mark.parametrize("max_seq_len, buckets", [(16, (16,)), (40, (32, 40)), (128, (32, 48, 64, 96, 128)),
+                                                  (512, (32, 48, 64, 96, 128, 192, 256, 384, 512))])
+def test_inference_buckets_add_midpoints_to_the_training_buckets(max_seq_len, buckets):
+    assert inference_buckets(max_seq_len) == buckets
+    assert set(bucket_lengths(max_seq_len)) <= set(buckets)
