@@ -4,8 +4,9 @@ The model is any `runner(inputs, confidence)` that maps a batch of numpy inputs 
 [B,T], lengths [B], per-character features [B,C]) to {"tags": [B,C]} (and "confidence": [B,C]
 when asked): an in-process Keras model, a loaded SavedModel, or TensorFlow Serving over HTTP.
 This module does not import TensorFlow, so serving handlers can use it as is. Evaluation,
-file tagging and the export checks all predict through this one path, so every character of
-every sentence gets a tag, however long the sentence.
+file tagging and the export checks all predict through this one path (a WindowStream: windows
+queued per length bucket, run in batches, merged back per sentence), so every character of every
+sentence gets a tag, however long the sentence.
 """
 from __future__ import annotations
 
@@ -33,6 +34,16 @@ def inference_rows(needed: int, batch_size: int, smallest: int = 16) -> int:
     while rows < needed:
         rows *= 2
     return min(rows, batch_size)
+
+
+def inference_buckets(max_seq_len: int) -> Tuple[int, ...]:
+    """Padded row lengths for tagging: training's powers of two plus the midpoint (1.5x) between each
+    pair, capped by max_seq_len (32, 48, 64, 96, 128 for 128). Finer than training's, because
+    tagging pays for every padding position and its programs are cheaper to compile."""
+    sizes = set()
+    for size in bucket_lengths(max_seq_len):
+        sizes.update((size, size * 3 // 2))
+    return tuple(sorted(s for s in sizes if s < max_seq_len)) + (max_seq_len,)
 
 
 @dataclasses.dataclass
@@ -117,13 +128,12 @@ class WindowStream:
         return len(self.sentences)
 
     def _run(self, bucket: int, items: List[_QueuedWindow]) -> None:
-        t = self.tagger
-        rows = inference_rows(len(items), t.batch_size)
-        batch = empty_batch(rows, bucket, items[0].features, t.featurizer.vocab.pad_id)
+        vocab = self.tagger.featurizer.vocab
+        batch = empty_batch(inference_rows(len(items), self.tagger.batch_size), bucket, items[0].features, vocab.pad_id)
         for row, item in enumerate(items):
-            put_window(batch, row, item.token_ids, item.features, t.featurizer.vocab.cls_id, t.featurizer.vocab.sep_id)
+            put_window(batch, row, item.token_ids, item.features, vocab.cls_id, vocab.sep_id)
         try:
-            result = t.runner(batch, self.confidence)
+            result = self.tagger.runner(batch, self.confidence)
         except Exception as exc:
             if not self.record_errors:
                 raise
@@ -140,16 +150,6 @@ class WindowStream:
         for row, item in enumerate(items):
             item.state.rows[item.index] = out[row, :len(item.token_ids)]
             item.state.waiting -= 1
-
-
-def inference_buckets(max_seq_len: int) -> Tuple[int, ...]:
-    """Padded row lengths for tagging: training's powers of two plus the midpoint (1.5x) between each
-    pair, capped by max_seq_len (32, 48, 64, 96, 128 for 128). Finer than training's, because
-    tagging pays for every padding position and its programs are cheaper to compile."""
-    sizes = set()
-    for size in bucket_lengths(max_seq_len):
-        sizes.update((size, size * 3 // 2))
-    return tuple(sorted(s for s in sizes if s < max_seq_len)) + (max_seq_len,)
 
 
 class WindowedTagger:
