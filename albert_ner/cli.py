@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from albert_ner.config import PRECISIONS, PRESETS, TrainConfig
 from albert_ner.data.download import DownloadError

@@ -123,7 +123,7 @@ def test_orphan_i_is_repaired_with_a_warning(tmp_path):
 
 
 def test_warning_lists_only_the_first_few(tmp_path):
-    text = "".join(f"字\tI-PER\n\n" for _ in range(8))
+    text = "字\tI-PER\n\n" * 8
     with pytest.warns(TagRepairWarning, match="and 3 more"):
         _, st = read_corpus(_write(tmp_path, text))
     assert st.repaired == 8

@@ -2,7 +2,6 @@
 import json
 import logging
 
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from albert_ner.cli import main
