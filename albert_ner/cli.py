@@ -41,7 +41,8 @@ FIELD_HELP: Dict[str, str] = {
     "batch_size": "training rows per step",
     "eval_batch_size": "rows per step when predicting",
     "epochs": "training epochs",
-    "encoder_lr": "peak learning rate of the encoder (default: 5e-5 with --init, else --head-lr)",
+    "encoder_lr": "peak learning rate of the encoder (default: 5e-5 with --init, else --head-lr; Transformer "
+                  "layers from random init want 2e-4 or lower, see BENCHMARKS.md)",
     "head_lr": "peak learning rate of the BiLSTM/dense/CRF head",
     "weight_decay": "AdamW decoupled weight decay (not on LayerNorm or biases)",
     "warmup_ratio": "fraction of steps with linear warmup; then linear decay to 0",
