@@ -58,13 +58,10 @@ def tag_all(predictor, sentences, scores=True):
     return [[line.rsplit("\t", 1)[1] for line in block.splitlines()] for block in blocks[:len(sentences)]]
 
 
-REPEAT = 3
-
-
-def timed(fn, *args):
-    """(result, wall seconds, CPU seconds of this process over all its threads): the median of REPEAT runs."""
+def timed(repeat, fn, *args):
+    """(result, wall seconds, CPU seconds of this process over all its threads): the median of `repeat` runs."""
     runs = []
-    for _ in range(REPEAT):
+    for _ in range(repeat):
         wall, cpu = time.perf_counter(), time.process_time()
         result = fn(*args)
         runs.append((time.perf_counter() - wall, time.process_time() - cpu))
@@ -92,8 +89,6 @@ def main() -> int:
     ap.add_argument("--no-jiagu", action="store_true")
     ap.add_argument("--repeat", type=int, default=3, help="runs per system; the median is reported")
     args = ap.parse_args()
-    global REPEAT
-    REPEAT = args.repeat
 
     import tensorflow as tf
 
@@ -116,7 +111,7 @@ def main() -> int:
         model, featurizer = load_model(model_dir)
         predictor = Predictor(model, featurizer, batch_size=args.batch_size, jit=args.jit)
         tag_all(predictor, sentences[:600], not args.no_scores)  # warm-up: trace the decode for each bucket
-        pred, seconds, cpu = timed(tag_all, predictor, sentences, not args.no_scores)
+        pred, seconds, cpu = timed(args.repeat, tag_all, predictor, sentences, not args.no_scores)
         params = sum(int(tf.size(v)) for v in model.weights)
         rows.append(row(f"albert-ner {Path(model_dir).name}", f"{params / 1e6:.1f}M", sentences, seconds, cpu,
                         entity_report(gold, pred)["f1"]))
@@ -129,12 +124,12 @@ def main() -> int:
         predictor = Predictor(model, Featurizer(vocab, lexicon=True), batch_size=args.batch_size, jit=args.jit)
         subset = sentences[: args.untrained_sentences]
         tag_all(predictor, subset[:50])
-        _, seconds, cpu = timed(tag_all, predictor, subset)
+        _, seconds, cpu = timed(args.repeat, tag_all, predictor, subset)
         params = sum(int(tf.size(v)) for v in model.weights)
         rows.append(row(f"{Path(config_path).stem} + BiLSTM-CRF", f"{params / 1e6:.1f}M", subset, seconds, cpu, None))
     if not args.no_jiagu:
         jiagu_tags([sentences[0].text])  # load its models before timing
-        pred, seconds, cpu = timed(jiagu_tags, [s.text for s in sentences])
+        pred, seconds, cpu = timed(args.repeat, jiagu_tags, [s.text for s in sentences])
         rows.append(row("Jiagu 0.2.3 (seg + ner)", "-", sentences, seconds, cpu, entity_report(gold, pred)["f1"]))
 
     print(f"\ncommand: python bench/tag_speed.py {' '.join(sys.argv[1:])}")

@@ -18,7 +18,8 @@ import tensorflow as tf
 import albert_ner
 from albert_ner.config import MODEL_CONFIG_FILE
 from albert_ner.data.features import FEATURIZER_FILES
-from albert_ner.infer.serving import SIGNATURE, SIGNATURE_INPUTS
+from albert_ner.data.pipeline import CHAR_FEATURES
+from albert_ner.infer.serving import SIGNATURE
 from albert_ner.model.store import load_model
 
 VERSION = "1"
@@ -34,7 +35,7 @@ def serving_function(model) -> tf.types.experimental.ConcreteFunction:
     """The `serving_default` concrete function: window batches -> tags and their CRF marginals."""
     used = {name for name, _ in model.feature_embeddings()}
     specs = [tf.TensorSpec([None, None], tf.int32, "token_ids"), tf.TensorSpec([None], tf.int32, "lengths")] + [
-        tf.TensorSpec([None, None], tf.int32, name) for name in SIGNATURE_INPUTS[2:]]
+        tf.TensorSpec([None, None], tf.int32, name) for name in CHAR_FEATURES]
 
     @tf.function(input_signature=specs)
     def serve(token_ids, lengths, word_boundaries, pos_ids, bigram_ids):

@@ -23,8 +23,7 @@ from albert_ner.data.pipeline import CHAR_FEATURES
 from albert_ner.infer.tagging import entity_records
 from albert_ner.infer.windowed import Runner, WindowedTagger
 
-SIGNATURE = "serving_default"
-SIGNATURE_INPUTS = ("token_ids", "lengths") + CHAR_FEATURES
+SIGNATURE = "serving_default"  # inputs: windowed.INPUT_KEYS, every one present (complete_inputs)
 
 
 def complete_inputs(inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

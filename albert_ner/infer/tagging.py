@@ -168,9 +168,8 @@ def _featurize(featurizer: Featurizer, chunk: List[Document]) -> Tuple[List[Opti
     except Exception:
         pass
     encoded = []
-    good = iter(i for i, d in enumerate(chunk) if d.error is None)
-    for sentence in sentences:
-        i = next(good)
+    good = [i for i, d in enumerate(chunk) if d.error is None]
+    for i, sentence in zip(good, sentences):
         try:
             encoded.append(featurizer.encode([sentence]))
         except Exception as exc:  # reported per line; the run goes on

@@ -16,7 +16,6 @@ from albert_ner.config import MODEL_CONFIG_FILE, ModelConfig, load_json, save_js
 from albert_ner.data.features import Featurizer
 from albert_ner.model.tagger import NerTagger
 
-CONFIG_FILE = MODEL_CONFIG_FILE
 WEIGHTS_PREFIX = "weights/model"
 
 
@@ -25,7 +24,7 @@ def write_model_files(model_dir: str | Path, config: ModelConfig, featurizer: Fe
     """Config and featurizer files beside the weights, so the directory is self-contained."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    save_json(config, model_dir / CONFIG_FILE)
+    save_json(config, model_dir / MODEL_CONFIG_FILE)
     featurizer.save(model_dir, vocab_file)
 
 
@@ -37,9 +36,9 @@ def save_weights(model: NerTagger, model_dir: str | Path) -> str:
 def load_model(model_dir: str | Path) -> Tuple[NerTagger, Featurizer]:
     """Rebuild a trained NerTagger and its featurizer from a model directory."""
     model_dir = Path(model_dir)
-    config_path = model_dir / CONFIG_FILE
+    config_path = model_dir / MODEL_CONFIG_FILE
     if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path}: not a model directory (no {CONFIG_FILE})")
+        raise FileNotFoundError(f"{config_path}: not a model directory (no {MODEL_CONFIG_FILE})")
     config = ModelConfig.from_dict(load_json(config_path))
     featurizer = Featurizer.for_head(model_dir, config.head)
     model = NerTagger(config)

@@ -18,8 +18,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import tensorflow as tf
 
-from albert_ner.config import (EncoderConfig, HeadConfig, ModelConfig, TrainConfig, load_json, preset_encoder,
-                               save_json)
+from albert_ner.config import (MODEL_CONFIG_FILE, EncoderConfig, HeadConfig, ModelConfig, TrainConfig, load_json,
+                               preset_encoder, save_json)
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.tags import convert_scheme
 from albert_ner.data.bigrams import BigramVocab
@@ -205,7 +205,7 @@ class Trainer:
         self.predictor = Predictor(self.model, self.featurizer, cfg.eval_batch_size, cfg.window_overlap, jit=self.jit)
 
     def _check_resume_compatible(self) -> None:
-        path = self.out / store.CONFIG_FILE
+        path = self.out / MODEL_CONFIG_FILE
         if self.cfg.resume and (self.out / CHECKPOINT_DIR).is_dir() and path.is_file():
             if load_json(path) != json.loads(json.dumps(dataclasses.asdict(self.model_config))):
                 raise ValueError(f"{self.out}: holds a checkpoint of a different model configuration; "
