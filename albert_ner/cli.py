@@ -242,11 +242,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from pretrained import KNOWN, resolve_pretrained
+    from pretrained import resolve_pretrained
+    from pretrained.registry import listing
 
     if args.list or not args.name:
-        for name, c in KNOWN.items():
-            print(f"{name:24s} {c.description}\n{'':24s} {', '.join(f.urls[0] for f in c.files)}")
+        print(listing())  # per file: published size, what its download is checked against, source URL
         return 0
     print(resolve_pretrained(args.name, args.cache_dir))  # a known name (fetched once) or a local path
     return 0

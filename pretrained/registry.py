@@ -1,7 +1,9 @@
 """Known pretrained Chinese encoders, in one table: where each is published and how it is laid out.
 
-A RemoteFile's sha256 is checked after download; none of these publishers states one, so add it
-here once a file is known (downloads are still atomic and resumable without it).
+Every download is checked against the server's stated length; a RemoteFile's size and sha256,
+recorded below only where a source states them exactly (cited beside each), are checked as well.
+Nothing is published for the brightmart, Google, Baidu and PaddleNLP files; `albert-ner download --list`
+says per file which checks apply.
 Sources: brightmart/albert_zh README, google-research/albert README, PaddlePaddle/ERNIE README,
 PaddleNLP ernie configuration.py, Hugging Face model cards (see ../shared/notes/formats.md).
 """
@@ -31,9 +33,12 @@ def _bm(name: str, archive: str, description: str) -> PretrainedCheckpoint:
                                 (RemoteFile(archive, (f"https://storage.googleapis.com/albert_zh/{archive}",)),))
 
 
-def _hf(name: str, repo: str, description: str, files=("config.json", "pytorch_model.bin", "vocab.txt")):
+def _hf(name: str, repo: str, description: str, published: Dict[str, Tuple[Optional[str], Optional[int]]],
+        files=("config.json", "pytorch_model.bin", "vocab.txt")) -> PretrainedCheckpoint:
+    """A Hugging Face repo at `main`; published: file -> (sha256, size) as the repo's pages state them."""
     return PretrainedCheckpoint(name, description, f"https://huggingface.co/{repo}", tuple(
-        RemoteFile(f, (f"https://huggingface.co/{repo}/resolve/main/{f}",)) for f in files))
+        RemoteFile(f, (f"https://huggingface.co/{repo}/resolve/main/{f}",), *published.get(f, (None, None)))
+        for f in files))
 
 
 _PADDLENLP = "https://bj.bcebos.com/paddlenlp/models/transformers"
@@ -76,8 +81,41 @@ KNOWN: Dict[str, PretrainedCheckpoint] = {c.name: c for c in (
                           RemoteFile("vocab.txt", (f"{_PADDLENLP}/ernie_3.0/ernie_3.0_base_zh_vocab.txt",))),
                          config={"init_args": [_ERNIE3_BASE], "init_class": "ErnieModel"}),
     # Hugging Face ports.
-    _hf("ernie-1.0-base-zh-hf", "nghuyong/ernie-1.0-base-zh", "ERNIE 1.0 base, Hugging Face port (nghuyong)"),
-    _hf("ernie-3.0-base-zh-hf", "nghuyong/ernie-3.0-base-zh", "ERNIE 3.0 base, Hugging Face port (nghuyong)"),
+    # Hugging Face states an LFS file's sha256 exactly on its blob page (its size only rounded, e.g.
+    # "402 MB") and a small file's size in bytes on the blob/tree page; vocab.txt is shown only rounded.
+    _hf("ernie-1.0-base-zh-hf", "nghuyong/ernie-1.0-base-zh", "ERNIE 1.0 base, Hugging Face port (nghuyong)", {
+        # https://huggingface.co/nghuyong/ernie-1.0-base-zh/blob/main/pytorch_model.bin (commit 79091d8)
+        "pytorch_model.bin": ("c4a5fd5746fd94fa2ddc4badbc887c2738d5b54894e1d57f1319769eff24654c", None),
+        # https://huggingface.co/nghuyong/ernie-1.0-base-zh/blob/main/config.json: "470 Bytes" (commit 79091d8)
+        "config.json": (None, 470)}),
+    _hf("ernie-3.0-base-zh-hf", "nghuyong/ernie-3.0-base-zh", "ERNIE 3.0 base, Hugging Face port (nghuyong)", {
+        # https://huggingface.co/nghuyong/ernie-3.0-base-zh/blob/main/pytorch_model.bin (commit 8ad1231)
+        "pytorch_model.bin": ("70f4eead24a3263534ec6e70d692a52a1e5fbd199f154076532e6fdcf536cbfd", None),
+        # https://huggingface.co/nghuyong/ernie-3.0-base-zh/blob/8ad12310fa2e9668f9df5dd15e3857e374ab8147/config.json:
+        # "504 Bytes" (8ad1231 is the last commit on main)
+        "config.json": (None, 504)}),
     _hf("albert_chinese_base-hf", "voidful/albert_chinese_base",
-        "Google ALBERT base Chinese, Hugging Face port (voidful)"),
+        "Google ALBERT base Chinese, Hugging Face port (voidful)", {
+            # https://huggingface.co/voidful/albert_chinese_base/tree/main: config.json "704 Bytes";
+            # pytorch_model.bin only "42.7 MB" (no sha256 found)
+            "config.json": (None, 704)}),
 )}
+
+
+def describe_file(remote: RemoteFile) -> str:
+    """One line for `download --list`: the file, its published size, and what its download is checked against."""
+    if remote.size is not None:
+        size = f" ({remote.size:,} bytes)"
+    else:
+        size = " (size not published)" if remote.sha256 else ""
+    return f"{remote.name}  verified by: {remote.verification()}{size}"
+
+
+def listing() -> str:
+    """Every known checkpoint: name, description, and per file its check and source URL."""
+    lines = []
+    for name, c in KNOWN.items():
+        lines.append(f"{name:24s} {c.description}")
+        for f in c.files:
+            lines += [f"{'':24s} {describe_file(f)}", f"{'':26s} {f.urls[0]}"]
+    return "\n".join(lines)
