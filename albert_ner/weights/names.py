@@ -193,7 +193,7 @@ ERNIE_PIP = NameMap("ernie-pip", "ERNIE pip-package saved_weights.pdparams", (
     Rule(rf"{_E}\.ffn\.o\.{_WB}", r"group_\1/output/\2"),
     Rule(rf"{_E}\.ln2\.weight", r"group_\1/output_LayerNorm/gamma"),
     Rule(rf"{_E}\.ln2\.bias", r"group_\1/output_LayerNorm/beta"),
-), leftovers=(r"pooler\..*", r"mlm.*", r"nsp\..*"))
+), leftovers=(r"pooler\..*", r"mlm.*", r"pooler_heads\.\d+\.nsp\..*"))  # ErnieModelForPretraining's heads
 
 NAME_MAPS: Tuple[NameMap, ...] = (TF1_ALBERT, TF1_BERT, HF_ALBERT, HF_BERT, PADDLE_STATIC, PADDLENLP, ERNIE_PIP)
 

@@ -3,9 +3,10 @@
 Each test makes a Hugging Face reference model (torch, CPU) from a real published config with
 random weights, writes those weights in one published format with the exact real tensor names
 (TF1 checkpoints, safetensors, pytorch_model.bin, ERNIE params/ LoDTensor files, PaddleNLP
-.pdparams), loads them through `read_source` + `assign_encoder_weights`, and compares sequence
-outputs on a padded batch. Name tables for writing come from ../shared/notes/formats.md and are
-spelled out here independently of albert_ner/weights/names.py.
+.pdparams, the ernie pip package's saved_weights.pdparams), loads them through `read_source` +
+`assign_encoder_weights`, and compares sequence outputs on a padded batch. Name tables for writing
+come from ../shared/notes/formats.md and are spelled out here independently of
+albert_ner/weights/names.py.
 """
 import json
 import os
@@ -98,10 +99,9 @@ def google_albert_zh(shared_dir):
     return raw, model, ids, mask, hf_output(model, ids, mask)
 
 
-def hf_albert_to_google_tf1(sd):
-    """The state dict under Google's TF1 names (formats.md §2.3), kernels back to [in, out]."""
-    g = "bert/encoder/transformer/group_0/inner_group_0/"
-    layer = "encoder.albert_layer_groups.0.albert_layers.0."
+def hf_albert_to_google_tf1(sd, groups=1):
+    """The state dict under Google's TF1 names (formats.md §2.3), kernels back to [in, out]; one
+    `group_{g}/inner_group_0` scope per HF `albert_layer_groups.{g}`."""
     out = {
         "bert/embeddings/word_embeddings": sd["embeddings.word_embeddings.weight"],
         "bert/embeddings/position_embeddings": sd["embeddings.position_embeddings.weight"],
@@ -110,23 +110,28 @@ def hf_albert_to_google_tf1(sd):
         "bert/embeddings/LayerNorm/beta": sd["embeddings.LayerNorm.bias"],
         "bert/encoder/embedding_hidden_mapping_in/kernel": sd["encoder.embedding_hidden_mapping_in.weight"].T,
         "bert/encoder/embedding_hidden_mapping_in/bias": sd["encoder.embedding_hidden_mapping_in.bias"],
-        g + "LayerNorm/gamma": sd[layer + "attention.LayerNorm.weight"],
-        g + "LayerNorm/beta": sd[layer + "attention.LayerNorm.bias"],
-        g + "LayerNorm_1/gamma": sd[layer + "full_layer_layer_norm.weight"],
-        g + "LayerNorm_1/beta": sd[layer + "full_layer_layer_norm.bias"],
-        g + "ffn_1/intermediate/dense/kernel": sd[layer + "ffn.weight"].T,
-        g + "ffn_1/intermediate/dense/bias": sd[layer + "ffn.bias"],
-        g + "ffn_1/intermediate/output/dense/kernel": sd[layer + "ffn_output.weight"].T,
-        g + "ffn_1/intermediate/output/dense/bias": sd[layer + "ffn_output.bias"],
-        g + "attention_1/output/dense/kernel": sd[layer + "attention.dense.weight"].T,
-        g + "attention_1/output/dense/bias": sd[layer + "attention.dense.bias"],
         # pretraining leftovers a real release carries
         "bert/pooler/dense/kernel": np.zeros((768, 768), np.float32),
         "cls/predictions/output_bias": np.zeros(21128, np.float32),
     }
-    for x in ("query", "key", "value"):
-        out[g + f"attention_1/self/{x}/kernel"] = sd[layer + f"attention.{x}.weight"].T
-        out[g + f"attention_1/self/{x}/bias"] = sd[layer + f"attention.{x}.bias"]
+    for group in range(groups):
+        g = f"bert/encoder/transformer/group_{group}/inner_group_0/"
+        layer = f"encoder.albert_layer_groups.{group}.albert_layers.0."
+        out.update({
+            g + "LayerNorm/gamma": sd[layer + "attention.LayerNorm.weight"],
+            g + "LayerNorm/beta": sd[layer + "attention.LayerNorm.bias"],
+            g + "LayerNorm_1/gamma": sd[layer + "full_layer_layer_norm.weight"],
+            g + "LayerNorm_1/beta": sd[layer + "full_layer_layer_norm.bias"],
+            g + "ffn_1/intermediate/dense/kernel": sd[layer + "ffn.weight"].T,
+            g + "ffn_1/intermediate/dense/bias": sd[layer + "ffn.bias"],
+            g + "ffn_1/intermediate/output/dense/kernel": sd[layer + "ffn_output.weight"].T,
+            g + "ffn_1/intermediate/output/dense/bias": sd[layer + "ffn_output.bias"],
+            g + "attention_1/output/dense/kernel": sd[layer + "attention.dense.weight"].T,
+            g + "attention_1/output/dense/bias": sd[layer + "attention.dense.bias"],
+        })
+        for x in ("query", "key", "value"):
+            out[g + f"attention_1/self/{x}/kernel"] = sd[layer + f"attention.{x}.weight"].T
+            out[g + f"attention_1/self/{x}/bias"] = sd[layer + f"attention.{x}.bias"]
     return out
 
 
@@ -152,6 +157,53 @@ def test_hf_albert_safetensors_matches_hf(google_albert_zh, tmp_path):
     assert (tmp_path / "model.safetensors").is_file()
     ours, report, _ = load_and_run(tmp_path, ids, mask)
     assert report.layout == "Hugging Face ALBERT weights" and not report.not_used and not report.left_random
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
+@pytest.fixture(scope="module")
+def google_albert_zh_2_groups(shared_dir):
+    """HF AlbertForPreTraining with albert_base_zh's widths (E=128, H=768, relu) but 4 layers in 2 weight
+    groups. HF runs layers 0-1 with group 0 and layers 2-3 with group 1; any other layer-to-group order
+    gives different outputs, since the two groups hold different random weights."""
+    raw = shared_config(shared_dir, "albert_base_zh_google/albert_config.json")
+    raw.update(num_hidden_layers=4, num_hidden_groups=2)
+    config = transformers.AlbertConfig(**{k: v for k, v in raw.items() if k != "layers_to_keep"})
+    model = randomize(transformers.AlbertForPreTraining(config), seed=5)
+    ids, mask = batch(config.vocab_size)
+    return raw, model, ids, mask, hf_output(model.albert, ids, mask)
+
+
+def test_google_albert_two_groups_tf1_checkpoint_matches_hf(google_albert_zh_2_groups, tmp_path):
+    raw, model, ids, mask, ref = google_albert_zh_2_groups
+    tensors = hf_albert_to_google_tf1(state_dict(model.albert), groups=2)
+    assert "bert/encoder/transformer/group_1/inner_group_0/LayerNorm_1/gamma" in tensors
+    write_tf1_checkpoint(tmp_path / "albert_model.ckpt", tensors)
+    (tmp_path / "albert_config.json").write_text(json.dumps(raw))
+    ours, report, config = load_and_run(tmp_path, ids, mask)
+    assert config.num_layer_groups == 2 and config.num_hidden_layers == 4
+    assert [TransformerEncoder(config).group_of_layer(i) for i in range(4)] == [0, 0, 1, 1]
+    assert report.layout == "Google ALBERT TF1 checkpoint"
+    assert len(report.loaded) == 7 + 16 * 2 and not report.not_used and not report.left_random
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
+def test_hf_albert_pytorch_bin_with_albert_prefix_matches_hf(google_albert_zh_2_groups, tmp_path):
+    """The hub's ALBERT pytorch_model.bin (voidful/albert_chinese_*): a torch.save'd pretraining state dict,
+    `albert.`-prefixed, with the MLM (`predictions.*`, decoder tied to the word table) and SOP heads and,
+    as older transformers saved it, the position_ids buffer."""
+    raw, model, ids, mask, ref = google_albert_zh_2_groups
+    sd = model.state_dict()
+    assert all(k.startswith(("albert.", "predictions.", "sop_classifier.")) for k in sd)
+    sd["albert.embeddings.position_ids"] = torch.arange(raw["max_position_embeddings"])[None]
+    torch.save(sd, tmp_path / "pytorch_model.bin")
+    model.config.to_json_file(tmp_path / "config.json")
+    ours, report, config = load_and_run(tmp_path, ids, mask)
+    assert config.num_layer_groups == 2 and config.embedding_layout == "project_last"
+    assert report.layout == "Hugging Face ALBERT weights"
+    assert len(report.loaded) == 7 + 16 * 2 and not report.not_used and not report.left_random
+    heads = {k for k in sd if k.startswith(("albert.pooler.", "predictions.", "sop_classifier."))}
+    assert {"predictions.decoder.weight", "sop_classifier.classifier.weight"} <= heads
+    assert set(report.expected_leftovers) == heads | {"albert.embeddings.position_ids"}
     assert_same_on_real_tokens(ours, ref, mask)
 
 
@@ -288,6 +340,61 @@ def test_hf_bert_pytorch_bin_matches_hf(shared_dir, tmp_path):
     assert_same_on_real_tokens(ours, ref, mask)
 
 
+def bert_to_google_tf1(sd, layers):
+    """A BertForPreTraining state dict under Google BERT's TF1 names (chinese_L-12_H-768_A-12's
+    bert_model.ckpt), kernels [in, out]; pooler and pretraining heads ride along as in the release."""
+    out = {"bert/embeddings/word_embeddings": sd["bert.embeddings.word_embeddings.weight"],
+           "bert/embeddings/position_embeddings": sd["bert.embeddings.position_embeddings.weight"],
+           "bert/embeddings/token_type_embeddings": sd["bert.embeddings.token_type_embeddings.weight"],
+           "bert/embeddings/LayerNorm/gamma": sd["bert.embeddings.LayerNorm.weight"],
+           "bert/embeddings/LayerNorm/beta": sd["bert.embeddings.LayerNorm.bias"],
+           "bert/pooler/dense/kernel": sd["bert.pooler.dense.weight"].T,
+           "bert/pooler/dense/bias": sd["bert.pooler.dense.bias"],
+           "cls/predictions/transform/dense/kernel": sd["cls.predictions.transform.dense.weight"].T,
+           "cls/predictions/transform/dense/bias": sd["cls.predictions.transform.dense.bias"],
+           "cls/predictions/transform/LayerNorm/gamma": sd["cls.predictions.transform.LayerNorm.weight"],
+           "cls/predictions/transform/LayerNorm/beta": sd["cls.predictions.transform.LayerNorm.bias"],
+           "cls/predictions/output_bias": sd["cls.predictions.bias"],
+           "cls/seq_relationship/output_weights": sd["cls.seq_relationship.weight"],  # stored [2, H]
+           "cls/seq_relationship/output_bias": sd["cls.seq_relationship.bias"]}
+    dense = {"attention/self/query": "attention.self.query", "attention/self/key": "attention.self.key",
+             "attention/self/value": "attention.self.value", "attention/output/dense": "attention.output.dense",
+             "intermediate/dense": "intermediate.dense", "output/dense": "output.dense"}
+    norms = {"attention/output/LayerNorm": "attention.output.LayerNorm", "output/LayerNorm": "output.LayerNorm"}
+    for i in range(layers):
+        t, l = f"bert/encoder/layer_{i}/", f"bert.encoder.layer.{i}."
+        for tf1, hf in dense.items():
+            out[t + tf1 + "/kernel"] = sd[l + hf + ".weight"].T
+            out[t + tf1 + "/bias"] = sd[l + hf + ".bias"]
+        for tf1, hf in norms.items():
+            out[t + tf1 + "/gamma"] = sd[l + hf + ".weight"]
+            out[t + tf1 + "/beta"] = sd[l + hf + ".bias"]
+    return out
+
+
+def test_google_bert_tf1_checkpoint_matches_hf(shared_dir, tmp_path):
+    """Google's chinese_L-12_H-768_A-12 layout: `bert/encoder/layer_N/...`, no `checkpoint` file beside
+    bert_model.ckpt, and a TF1 config whose "gelu" is the tanh approximation (HF: gelu_new)."""
+    raw = shared_config(shared_dir, "bert-base-chinese/bert_config.json")
+    raw.update(num_hidden_layers=2)  # every layer has the same names but its index; keep the test quick
+    model = randomize(transformers.BertForPreTraining(transformers.BertConfig(**dict(raw, hidden_act="gelu_new"))),
+                      seed=6)
+    ids, mask = batch(raw["vocab_size"])
+    ref = hf_output(model.bert, ids, mask)
+    tensors = bert_to_google_tf1(state_dict(model), raw["num_hidden_layers"])
+    tensors["bert/encoder/layer_1/output/dense/kernel/adam_v"] = np.zeros((3072, 768), np.float32)
+    tensors["global_step"] = np.array(1000000, np.int64)
+    write_tf1_checkpoint(tmp_path / "bert_model.ckpt", tensors)
+    (tmp_path / "checkpoint").unlink()  # the release zip has none; the one *.index is the checkpoint
+    (tmp_path / "bert_config.json").write_text(json.dumps(raw))
+    ours, report, config = load_and_run(tmp_path, ids, mask)
+    assert config.hidden_act == "gelu_tanh" and config.embedding_layout == "none" and config.num_layer_groups == 2
+    assert report.layout == "TF1 BERT/brightmart albert_zh checkpoint"
+    assert len(report.loaded) == 5 + 16 * 2 and not report.not_used and not report.left_random
+    assert report.expected_leftovers == sorted(n for n in tensors if n.startswith(("bert/pooler/", "cls/")))
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
 # ---- ERNIE --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -358,6 +465,62 @@ def test_hf_ernie_port_with_bert_prefix_matches_hf(ernie_1, tmp_path):
     assert_same_on_real_tokens(ours, ref, mask)
 
 
+def hf_ernie_to_pip(sd, layers):
+    """The `ernie` pip package's structured names (ernie/modeling_ernie.py: ErnieModel and the
+    ErnieModelForPretraining heads), paddle Linear weights [in, out]."""
+    out = {"word_emb.weight": sd["embeddings.word_embeddings.weight"],
+           "pos_emb.weight": sd["embeddings.position_embeddings.weight"],
+           "sent_emb.weight": sd["embeddings.token_type_embeddings.weight"],
+           "ln.weight": sd["embeddings.LayerNorm.weight"], "ln.bias": sd["embeddings.LayerNorm.bias"]}
+    for i in range(layers):
+        b, l = f"encoder_stack.block.{i}.", f"encoder.layer.{i}."
+        for short, x in (("q", "query"), ("k", "key"), ("v", "value")):
+            out[b + f"attn.{short}.weight"] = sd[l + f"attention.self.{x}.weight"].T
+            out[b + f"attn.{short}.bias"] = sd[l + f"attention.self.{x}.bias"]
+        out[b + "attn.o.weight"] = sd[l + "attention.output.dense.weight"].T
+        out[b + "attn.o.bias"] = sd[l + "attention.output.dense.bias"]
+        out[b + "ln1.weight"] = sd[l + "attention.output.LayerNorm.weight"]
+        out[b + "ln1.bias"] = sd[l + "attention.output.LayerNorm.bias"]
+        out[b + "ffn.i.weight"] = sd[l + "intermediate.dense.weight"].T
+        out[b + "ffn.i.bias"] = sd[l + "intermediate.dense.bias"]
+        out[b + "ffn.o.weight"] = sd[l + "output.dense.weight"].T
+        out[b + "ffn.o.bias"] = sd[l + "output.dense.bias"]
+        out[b + "ln2.weight"] = sd[l + "output.LayerNorm.weight"]
+        out[b + "ln2.bias"] = sd[l + "output.LayerNorm.bias"]
+    h, v = out["ln.weight"].shape[0], out["word_emb.weight"].shape[0]
+    rng = np.random.default_rng(7)
+    for name, shape in (("pooler.weight", (h, h)), ("pooler.bias", (h,)), ("pooler_heads.0.nsp.weight", (h, 2)),
+                        ("pooler_heads.0.nsp.bias", (2,)), ("mlm.weight", (h, h)), ("mlm.bias", (h,)),
+                        ("mlm_ln.weight", (h,)), ("mlm_ln.bias", (h,)), ("mlm_bias", (v,))):
+        out[name] = rng.normal(size=shape).astype(np.float32)
+    return out
+
+
+def test_ernie_pip_saved_weights_pdparams_matches_hf(shared_dir, tmp_path):
+    """model-ernie1.0.1.tar.gz of the `ernie` pip package: saved_weights.pdparams beside ernie_config.json
+    and vocab.txt, written the way paddle.save writes a state dict, pretraining heads included."""
+    raw = shared_config(shared_dir, "ernie-1.0/ernie_config.json")
+    raw.update(num_hidden_layers=2)  # 12 in the release; the per-layer names differ only by index
+    model = randomize(transformers.ErnieModel(transformers.ErnieConfig(
+        **raw, intermediate_size=4 * raw["hidden_size"], layer_norm_eps=1e-5), add_pooling_layer=False), seed=10)
+    ids, mask = batch(17964)
+    ref = hf_output(model, ids, mask)
+    tensors = {k: np.ascontiguousarray(a) for k, a in hf_ernie_to_pip(state_dict(model), 2).items()}
+    release = tmp_path / "model-ernie1.0.1"
+    release.mkdir()
+    payload = dict(tensors, **{"StructuredToParameterName@@": {k: f"param_{n}" for n, k in enumerate(tensors)}})
+    (release / "saved_weights.pdparams").write_bytes(pickle.dumps(payload, protocol=4))
+    (release / "ernie_config.json").write_text(json.dumps(raw))
+    shutil.copy(shared_dir / "pretrained/ernie-1.0/vocab.txt", release)
+    ours, report, config = load_and_run(tmp_path, ids, mask)  # descends into the unpacked folder
+    assert config.hidden_act == "relu" and config.layer_norm_eps == 1e-5 and config.vocab_size == 18000
+    assert config.intermediate_size == 3072 and config.max_position_embeddings == 513
+    assert report.layout == "ERNIE pip-package saved_weights.pdparams"
+    assert len(report.loaded) == 5 + 16 * 2 and not report.not_used and not report.left_random
+    assert report.expected_leftovers == sorted(n for n in tensors if n.startswith(("pooler", "mlm")))
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
 # ERNIE 3.0 nano (PaddleNLP ERNIE_PRETRAINED_INIT_CONFIGURATION, formats.md §4.2).
 ERNIE_3_NANO = dict(vocab_size=40000, hidden_size=312, num_hidden_layers=4, num_attention_heads=12,
                     intermediate_size=1248, hidden_act="gelu", hidden_dropout_prob=0.1,
@@ -402,6 +565,43 @@ def test_paddlenlp_ernie_3_pdparams_with_task_embedding_matches_hf(tmp_path):
     assert cfg.task_type_vocab_size == 16 and cfg.hidden_act == "gelu" and cfg.type_vocab_size == 4
     assert report.layout == "PaddleNLP ERNIE .pdparams"
     assert "embeddings/task_type" in report.loaded and not report.not_used and not report.left_random
+    assert_same_on_real_tokens(ours, ref, mask)
+
+
+@pytest.mark.parametrize("variant", ["ernie-1.0", "ernie-3.0-nano"])
+def test_hf_ernie_port_with_ernie_prefix_matches_hf(variant, shared_dir, tmp_path):
+    """nghuyong/ernie-* ports since 2022 (their convert.py): `ernie.`-prefixed BERT layout with gamma/beta
+    LayerNorms, the pooler and the MLM head, torch.save'd; config.json says model_type "ernie" and
+    layer_norm_eps 1e-5. ERNIE 1.0 is relu without a task table; ERNIE 3.0 (use_task_id) adds
+    task_type_embeddings, whose row 0 HF adds to every token."""
+    if variant == "ernie-1.0":
+        raw = shared_config(shared_dir, "ernie-1.0/ernie_config.json")
+        raw.update(num_hidden_layers=2, intermediate_size=4 * raw["hidden_size"])
+    else:
+        raw = dict(ERNIE_3_NANO)
+    raw.update(layer_norm_eps=1e-5, model_type="ernie", architectures=["ErnieForMaskedLM"])
+    model = randomize(transformers.ErnieModel(transformers.ErnieConfig(**raw)), seed=8)
+    ids, mask = batch(raw["vocab_size"])
+    ref = hf_output(model, ids, mask)
+    sd = {"ernie." + k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"):
+          torch.tensor(a) for k, a in state_dict(model).items()}
+    h, v = raw["hidden_size"], raw["vocab_size"]
+    g = torch.Generator().manual_seed(9)
+    t = "cls.predictions.transform."
+    for name, shape in ((t + "dense.weight", (h, h)), (t + "dense.bias", (h,)), (t + "LayerNorm.gamma", (h,)),
+                        (t + "LayerNorm.beta", (h,)), ("cls.predictions.bias", (v,))):
+        sd[name] = torch.randn(shape, generator=g)
+    assert ("ernie.embeddings.task_type_embeddings.weight" in sd) == (variant == "ernie-3.0-nano")
+    torch.save(sd, tmp_path / "pytorch_model.bin")
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    ours, report, config = load_and_run(tmp_path, ids, mask)
+    task = variant == "ernie-3.0-nano"
+    assert config.layer_norm_eps == 1e-5 and config.hidden_act == raw["hidden_act"]
+    assert config.task_type_vocab_size == (16 if task else 0)
+    assert report.layout == "Hugging Face BERT/ERNIE weights"
+    assert len(report.loaded) == 5 + task + 16 * raw["num_hidden_layers"]
+    assert not report.not_used and not report.left_random
+    assert report.expected_leftovers == sorted(n for n in sd if n.startswith(("ernie.pooler.", "cls.")))
     assert_same_on_real_tokens(ours, ref, mask)
 
 
