@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
+import re
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 
 T = TypeVar("T")
 
@@ -13,6 +16,85 @@ MODEL_CONFIG_FILE = "model_config.json"  # a trained model directory's ModelConf
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 EMBEDDING_LAYOUTS = ("project_first", "project_last", "none")
 LN_TYPES = ("postln", "preln")
+
+# Supported range of each integer encoder field. Published encoders sit far inside these; a value
+# outside is a typo or a damaged file, and would otherwise end in an out-of-memory error or a hang
+# while TensorFlow builds the model.
+ENCODER_INT_LIMITS: Dict[str, Tuple[int, int]] = {
+    "vocab_size": (1, 2_000_000),
+    "hidden_size": (1, 16_384),
+    "num_hidden_layers": (0, 256),  # 0: embeddings straight into the head (preset "embedding-only")
+    "num_attention_heads": (1, 256),
+    "intermediate_size": (1, 131_072),
+    "max_position_embeddings": (1, 65_536),
+    "type_vocab_size": (1, 1_024),
+    "embedding_size": (1, 16_384),
+    "num_layer_groups": (1, 256),
+    "task_type_vocab_size": (0, 1_024),
+}
+# Float encoder fields: (rule as written in messages, test).
+ENCODER_FLOAT_RULES: Dict[str, Tuple[str, Callable[[float], bool]]] = {
+    "hidden_dropout_prob": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
+    "attention_probs_dropout_prob": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
+    "initializer_range": (">= 0", lambda v: v >= 0.0),
+    "layer_norm_eps": ("in (0, 1]", lambda v: 0.0 < v <= 1.0),
+}
+HEAD_INT_LIMITS: Dict[str, Tuple[int, int]] = {
+    "lstm_units": (0, 16_384),  # 0: no BiLSTM
+    "lexicon_dim": (0, 16_384),
+    "pos_dim": (0, 16_384),
+    "bigram_dim": (0, 16_384),
+    "bigram_vocab_size": (0, 10_000_000),
+}
+HEAD_FLOAT_RULES: Dict[str, Tuple[str, Callable[[float], bool]]] = {
+    "input_dropout": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
+    "dropout": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
+}
+# Largest encoder accepted, in bytes of float32 parameters (the optimizer needs twice as much again).
+MAX_PARAM_BYTES_ENV = "ALBERT_NER_MAX_PARAM_BYTES"
+DEFAULT_MAX_PARAM_BYTES = 8 * 2**30
+
+
+def int_field_error(name: str, value: Any, low: int, high: int) -> Optional[str]:
+    """Why `value` is not a valid integer field `name` in [low, high], or None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{name} must be an integer, got {value!r}"
+    if value < low:
+        return f"{name} {value} is smaller than the supported {low}"
+    if value > high:
+        return f"{name} {value} is larger than the supported {high}"
+    return None
+
+
+def float_field_error(name: str, value: Any, rule: str, ok: Callable[[float], bool]) -> Optional[str]:
+    """Why `value` is not a valid finite number field `name` obeying `rule`, or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"{name} must be a finite number, got {value!r}"
+    if not ok(value):
+        return f"{name} must be {rule}, got {value!r}"
+    return None
+
+
+def _human_bytes(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+
+
+def field_errors(obj: Any, int_limits: Dict[str, Tuple[int, int]],
+                 float_rules: Dict[str, Tuple[str, Callable[[float], bool]]]) -> List[str]:
+    """Every integer and float field of a config that breaks its table entry."""
+    errors = [int_field_error(n, getattr(obj, n), lo, hi) for n, (lo, hi) in int_limits.items()]
+    errors += [float_field_error(n, getattr(obj, n), rule, ok) for n, (rule, ok) in float_rules.items()]
+    return [e for e in errors if e]
+
+
+def max_param_bytes() -> int:
+    """The parameter-memory limit: $ALBERT_NER_MAX_PARAM_BYTES, or 8 GiB."""
+    text = os.environ.get(MAX_PARAM_BYTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PARAM_BYTES
+    if not re.fullmatch(r"\d+", text):
+        raise ValueError(f"{MAX_PARAM_BYTES_ENV}={text!r}: expected a whole number of bytes")
+    return int(text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,21 +127,58 @@ class EncoderConfig:
     task_type_vocab_size: int = 0
 
     def __post_init__(self) -> None:
-        errors = []
+        errors = field_errors(self, ENCODER_INT_LIMITS, ENCODER_FLOAT_RULES)
         if self.hidden_act not in ACTIVATIONS:
             errors.append(f"hidden_act must be one of {ACTIVATIONS}, got {self.hidden_act!r}")
         if self.embedding_layout not in EMBEDDING_LAYOUTS:
             errors.append(f"embedding_layout must be one of {EMBEDDING_LAYOUTS}, got {self.embedding_layout!r}")
         if self.ln_type not in LN_TYPES:
             errors.append(f"ln_type must be one of {LN_TYPES}, got {self.ln_type!r}")
+        if errors:  # the checks below need well-typed, in-range sizes
+            raise ValueError("invalid encoder config: " + "; ".join(errors))
         if self.hidden_size % self.num_attention_heads:
             errors.append(f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}")
         if self.embedding_layout == "none" and self.embedding_size != self.hidden_size:
             errors.append("embedding_layout 'none' needs embedding_size == hidden_size")
         if not 1 <= self.num_layer_groups <= max(1, self.num_hidden_layers):
             errors.append(f"num_layer_groups must be in 1..num_hidden_layers, got {self.num_layer_groups}")
+        if not errors:
+            errors += self._memory_errors()
         if errors:
             raise ValueError("invalid encoder config: " + "; ".join(errors))
+
+    def parameter_counts(self) -> Dict[str, Tuple[int, str]]:
+        """Encoder parameters by part: part -> (count, the fields that size it, with their values)."""
+        v, h, e, i = self.vocab_size, self.hidden_size, self.embedding_size, self.intermediate_size
+        width = e if self.embedding_layout == "project_last" else h  # where position/type vectors are added
+        groups = self.num_layer_groups if self.num_hidden_layers else 0
+        projection = {"project_first": e * h, "project_last": e * h + h, "none": 0}[self.embedding_layout]
+        return {
+            "word embeddings": (v * e, f"vocab_size {v} x embedding_size {e}"),
+            "position embeddings": (self.max_position_embeddings * width,
+                                    f"max_position_embeddings {self.max_position_embeddings} x width {width}"),
+            "segment embeddings and LayerNorm": (
+                (self.type_vocab_size + self.task_type_vocab_size + 2) * width,
+                f"type_vocab_size {self.type_vocab_size} + task_type_vocab_size {self.task_type_vocab_size}"),
+            "embedding projection": (projection, f"embedding_size {e} x hidden_size {h}"),
+            "attention": (groups * (4 * h * h + 8 * h), f"num_layer_groups {groups} x 4 x hidden_size {h}^2"),
+            "feed-forward": (groups * (2 * h * i + i + h),
+                             f"num_layer_groups {groups} x 2 x hidden_size {h} x intermediate_size {i}"),
+        }
+
+    def num_parameters(self) -> int:
+        """How many weights the encoder will have (shared layer groups counted once)."""
+        return sum(count for count, _ in self.parameter_counts().values())
+
+    def _memory_errors(self) -> List[str]:
+        limit = max_param_bytes()
+        need = 4 * self.num_parameters()
+        if need <= limit:
+            return []
+        part, (count, fields) = max(self.parameter_counts().items(), key=lambda kv: kv[1][0])
+        return [f"the encoder would hold {_human_bytes(need)} of float32 parameters, more than the "
+                f"{_human_bytes(limit)} allowed (${MAX_PARAM_BYTES_ENV}); the largest part is the {part}: "
+                f"{fields} = {count:,} parameters"]
 
     @classmethod
     def from_pretrained_json(cls, path: str | Path, **overrides: Any) -> "EncoderConfig":
@@ -73,21 +192,32 @@ class EncoderConfig:
 
     @classmethod
     def from_pretrained_dict(cls, raw: Dict[str, Any], source: str = "<config>", **overrides: Any) -> "EncoderConfig":
-        """Map a published config dict (format detected from its keys) onto EncoderConfig."""
+        """Map a published config dict (format detected from its keys) onto EncoderConfig.
+
+        Errors name `source` and the field: a non-number, a size out of ENCODER_INT_LIMITS, too many parameters.
+        """
+        if not isinstance(raw, dict):
+            raise ValueError(f"{source}: an encoder config must be a JSON object, got {type(raw).__name__}")
         if isinstance(raw.get("init_args"), list) and raw["init_args"] and isinstance(raw["init_args"][0], dict):
             raw = dict(raw["init_args"][0], **{k: v for k, v in raw.items() if k != "init_args"})  # PaddleNLP
         required = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
         missing = [k for k in required if k not in raw]
         if missing:
             raise ValueError(f"{source}: missing config field(s) {', '.join(missing)}")
-        hidden = int(raw["hidden_size"])
-        layers = int(raw["num_hidden_layers"])
+        def whole(key: str, default: Any = None) -> int:
+            return _whole_number(raw, key, default, source)
+
+        def number(key: str, default: Any = None) -> float:
+            return _real_number(raw, key, default, source)
+
+        hidden = whole("hidden_size")
+        layers = whole("num_hidden_layers")
         is_google_albert = "num_hidden_groups" in raw or "inner_group_num" in raw
         is_brightmart = "ln_type" in raw or ("embedding_size" in raw and not is_google_albert)
         is_ernie = raw.get("model_type") == "ernie" or "sent_type_vocab_size" in raw or "use_task_id" in raw or (
-            "intermediate_size" not in raw and int(raw.get("max_position_embeddings", 512)) == 513
+            "intermediate_size" not in raw and whole("max_position_embeddings", 512) == 513
         )
-        if int(raw.get("inner_group_num", 1)) != 1:
+        if whole("inner_group_num", 1) != 1:
             raise ValueError(f"{source}: inner_group_num {raw['inner_group_num']} is not supported (only 1)")
         act = str(raw.get("hidden_act", "gelu"))
         # TF1 BERT/ALBERT "gelu" is the tanh approximation; Hugging Face ("model_type" configs) and
@@ -97,37 +227,68 @@ class EncoderConfig:
         act = "gelu_tanh" if act in tanh_names else act
         if is_google_albert:
             layout = "project_last"
-            groups = int(raw.get("num_hidden_groups", 1))
+            groups = whole("num_hidden_groups", 1)
         elif is_brightmart:
             layout = "project_first"
             groups = 1
         else:
             layout = "none"
             groups = layers
-        embedding_size = int(raw.get("embedding_size", hidden)) if layout != "none" else hidden
+        embedding_size = whole("embedding_size", hidden) if layout != "none" else hidden
+        eps_key = next((k for k in ("layer_norm_eps", "layer_norm_epsilon") if raw.get(k)), None)
         values: Dict[str, Any] = dict(
-            vocab_size=int(raw["vocab_size"]),
+            vocab_size=whole("vocab_size"),
             hidden_size=hidden,
             num_hidden_layers=layers,
-            num_attention_heads=int(raw["num_attention_heads"]),
-            intermediate_size=int(raw.get("intermediate_size", 4 * hidden)),
+            num_attention_heads=whole("num_attention_heads"),
+            intermediate_size=whole("intermediate_size", 4 * hidden),
             hidden_act=act,
-            hidden_dropout_prob=float(raw.get("hidden_dropout_prob", 0.1)),
-            attention_probs_dropout_prob=float(raw.get("attention_probs_dropout_prob", 0.1)),
-            max_position_embeddings=int(raw.get("max_position_embeddings", 512)),
-            type_vocab_size=int(raw.get("sent_type_vocab_size") or raw.get("type_vocab_size", 2)),
-            initializer_range=float(raw.get("initializer_range", 0.02)),
+            hidden_dropout_prob=number("hidden_dropout_prob", 0.1),
+            attention_probs_dropout_prob=number("attention_probs_dropout_prob", 0.1),
+            max_position_embeddings=whole("max_position_embeddings", 512),
+            type_vocab_size=whole("sent_type_vocab_size") if raw.get("sent_type_vocab_size")
+            else whole("type_vocab_size", 2),
+            initializer_range=number("initializer_range", 0.02),
             # Paddle's LayerNorm defaults to 1e-5; TF1 contrib layer_norm hardcodes 1e-12.
-            layer_norm_eps=float(raw.get("layer_norm_eps") or raw.get("layer_norm_epsilon")
-                                 or (1e-5 if is_ernie else 1e-12)),
+            layer_norm_eps=number(eps_key) if eps_key else (1e-5 if is_ernie else 1e-12),
             embedding_size=embedding_size,
             embedding_layout=layout,
             num_layer_groups=groups,
             ln_type=str(raw.get("ln_type") or "postln"),
-            task_type_vocab_size=int(raw.get("task_type_vocab_size") or 3) if raw.get("use_task_id") else 0,
+            task_type_vocab_size=(whole("task_type_vocab_size") if raw.get("task_type_vocab_size") else 3)
+            if raw.get("use_task_id") else 0,
         )
         values.update(overrides)
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+
+
+def _whole_number(raw: Dict[str, Any], key: str, default: Any, source: str) -> int:
+    """raw[key] (or `default`) as an int: ints, integral floats such as 768.0 and digit strings pass."""
+    value = raw.get(key, default)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    raise ValueError(f"{source}: {key} must be a whole number, got {value!r}")
+
+
+def _real_number(raw: Dict[str, Any], key: str, default: Any, source: str) -> float:
+    """raw[key] (or `default`) as a finite float; numeric strings pass."""
+    value = raw.get(key, default)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source}: {key} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{source}: {key} must be a finite number, got {value!r}")
+    return number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +302,13 @@ class HeadConfig:
     bigram_vocab_size: int = 0  # embedding rows, fixed by the training data's bigram vocabulary
     input_dropout: float = 0.0  # on the concatenated encoder output + features, before the BiLSTM
     dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        errors = field_errors(self, HEAD_INT_LIMITS, HEAD_FLOAT_RULES)
+        if not errors and self.bigram_dim and not self.bigram_vocab_size:
+            errors.append(f"bigram_dim {self.bigram_dim} needs bigram_vocab_size >= 1")
+        if errors:
+            raise ValueError("invalid head config: " + "; ".join(errors))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,22 +324,39 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: Dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, raw: Dict[str, Any], source: str = "model config") -> "ModelConfig":
+        """Rebuild from `to_dict` output; errors name `source` (the file) and the field."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(raw).__name__}")
+        missing = [k for k in ("encoder", "head", "labels", "max_seq_len") if k not in raw]
+        if missing:
+            raise ValueError(f"{source}: missing field(s) {', '.join(missing)}")
+        labels = raw["labels"]
+        if not isinstance(labels, list) or not labels or not all(isinstance(t, str) and t for t in labels):
+            raise ValueError(f"{source}: labels must be a non-empty list of tag names, got {labels!r}")
+        error = int_field_error("max_seq_len", raw["max_seq_len"], 3, 65_536)
+        if error:
+            raise ValueError(f"{source}: {error}")
         return cls(
-            encoder=from_dict(EncoderConfig, raw["encoder"]),
-            head=from_dict(HeadConfig, raw["head"]),
-            labels=tuple(raw["labels"]),
-            max_seq_len=int(raw["max_seq_len"]),
+            encoder=from_dict(EncoderConfig, raw["encoder"], f"{source}: encoder"),
+            head=from_dict(HeadConfig, raw["head"], f"{source}: head"),
+            labels=tuple(labels),
+            max_seq_len=raw["max_seq_len"],
         )
 
 
 def from_dict(cls: Type[T], raw: Dict[str, Any], source: str = "config") -> T:
-    """Build a dataclass from a dict, rejecting unknown keys by name."""
+    """Build a dataclass from a dict, rejecting unknown keys by name; errors name `source`."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{source}: {cls.__name__} must be a JSON object, got {type(raw).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(raw) - names)
     if unknown:
         raise ValueError(f"{source}: unknown {cls.__name__} field(s): {', '.join(unknown)}")
-    return cls(**raw)
+    try:
+        return cls(**raw)
+    except (TypeError, ValueError) as exc:  # TypeError: a required field is missing
+        raise ValueError(f"{source}: {exc}") from None
 
 
 def save_json(obj: Any, path: str | Path) -> None:

@@ -2,13 +2,14 @@
 
 Each encoder weight has a canonical slot name (see names.py); a checkpoint's tensors are mapped
 onto slots, shape-checked, and assigned. The report lists what was loaded, which checkpoint
-tensors were not used (expected heads apart), and which encoder weights kept their random init.
+tensors were not used (expected heads apart), what the reader skipped by kind (optimizer slots,
+non-tensor entries), and which encoder weights kept their random init.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Dict, List
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -58,10 +59,14 @@ class LoadReport:
     not_used: List[str]  # checkpoint tensors that fit no encoder weight (and are not known heads)
     expected_leftovers: List[str]  # pretraining heads, poolers, buffers
     left_random: List[str]  # encoder weights no tensor filled
+    # entries the reader left out unread, by kind (e.g. "optimizer/bookkeeping": adam_m, global_step)
+    skipped: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
 
     def summary(self) -> str:
+        expected = [f"{len(self.expected_leftovers)} pretraining-head/pooler tensors"]
+        expected += [f"{len(names)} {kind} entries" for kind, names in sorted(self.skipped.items()) if names]
         lines = [f"{self.source}: {self.layout}: loaded {len(self.loaded)} encoder weights; "
-                 f"{len(self.expected_leftovers)} pretraining-head/pooler tensors skipped as expected"]
+                 f"{' and '.join(expected)} skipped as expected"]
         if self.not_used:
             lines.append(f"  {len(self.not_used)} checkpoint tensors NOT used: " + ", ".join(self.not_used))
         if self.left_random:
@@ -74,8 +79,12 @@ class LoadReport:
 
 
 def assign_encoder_weights(encoder: TransformerEncoder, tensors: Dict[str, np.ndarray],
-                           source: str = "<checkpoint>") -> LoadReport:
-    """Map `tensors` onto the encoder's weights and assign them; a shape mismatch is an error naming both."""
+                           source: str = "<checkpoint>",
+                           skipped: Optional[Mapping[str, Sequence[str]]] = None) -> LoadReport:
+    """Map `tensors` onto the encoder's weights and assign them; a shape mismatch is an error naming both.
+
+    `skipped` (kind -> names) is what the reader left out unread; the report counts it as expected.
+    """
     name_map = detect_name_map(list(tensors))
     mapped, unmatched, leftovers = map_tensors(tensors, name_map)
     slots = encoder_slots(encoder)
@@ -91,6 +100,7 @@ def assign_encoder_weights(encoder: TransformerEncoder, tensors: Dict[str, np.nd
         var.assign(array.astype(var.dtype.as_numpy_dtype, copy=False))
         loaded.append(slot)
     left_random = sorted(set(slots) - set(loaded))
-    report = LoadReport(source, name_map.description, loaded, sorted(not_used), leftovers, left_random)
+    report = LoadReport(source, name_map.description, loaded, sorted(not_used), leftovers, left_random,
+                        {kind: sorted(names) for kind, names in (skipped or {}).items()})
     (log.warning if report.not_used or report.left_random else log.info)("%s", report.summary())
     return report
