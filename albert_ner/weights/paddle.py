@@ -3,18 +3,19 @@
 Static-graph ERNIE 1.0 stores one LoDTensor file per variable:
   uint32 LoDTensor version (0) | uint64 lod_level | per level: uint64 nbytes + offsets |
   uint32 Tensor version (0) | int32 desc_size | VarType.TensorDesc protobuf | raw C-order data.
-`.pdparams` (PaddleNLP) is a pickle of a dict of numpy arrays; it is unpickled through an
-allow-list so that a hostile file cannot run code.
+`.pdparams` (PaddleNLP) is a pickle of a dict of numpy arrays; it is unpickled through
+safe_pickle's allow-list of stand-ins so that a hostile file can neither run code nor claim memory.
 """
 from __future__ import annotations
 
-import io
-import pickle
+import mmap
 import struct
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
+
+from albert_ner.weights.safe_pickle import ArrayState, Budget, UnsafePickleError, numpy_standins, safe_load, short
 
 # VarType.Type enum values (paddle/fluid/framework/framework.proto) -> numpy dtype.
 PADDLE_DTYPES = {0: np.bool_, 1: np.int16, 2: np.int32, 3: np.int64, 4: np.float16, 5: np.float32,
@@ -104,30 +105,38 @@ def read_params_dir(directory: str | Path) -> Dict[str, np.ndarray]:
     return {p.name: read_lod_tensor(p) for p in sorted(directory.iterdir()) if p.is_file()}
 
 
-# (module, name) pairs a numpy-array pickle needs; nothing else is ever imported.
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
-    ("_codecs", "encode"),  # protocol-2 pickles carry array bytes as encode(str, "latin1")
-}
+def read_pdparams(path: str | Path) -> Tuple[Dict[str, np.ndarray], List[str]]:
+    """A `.pdparams` state dict: (its arrays by name, the names of entries that are not arrays).
 
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
+    The pickle goes through safe_pickle's numpy stand-ins: no code runs, and the arrays together may
+    not hold more bytes than the file.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointFormatError(f"{path}: empty file, not a .pdparams state dict")
+    try:
+        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            obj = safe_load(data, numpy_standins(Budget(size, size)))
+    except UnsafePickleError as exc:
+        raise CheckpointFormatError(f"{path}: not a safe .pdparams state dict: {exc}") from None
+    except (MemoryError, OverflowError, RecursionError) as exc:
+        raise CheckpointFormatError(f"{path}: {type(exc).__name__} while reading the .pdparams state dict") from None
+    if not isinstance(obj, dict):
+        raise CheckpointFormatError(f"{path}: expected a dict of arrays, got {type(obj).__name__}")
+    arrays: Dict[str, np.ndarray] = {}
+    skipped: List[str] = []  # e.g. Paddle's name table "StructuredToParameterName@@"
+    for key, value in obj.items():
+        if not (isinstance(key, str) and isinstance(value, ArrayState)):
+            skipped.append(key if isinstance(key, str) else f"<{type(key).__name__} key>")
+            continue
+        try:
+            arrays[key] = value.result()
+        except (UnsafePickleError, MemoryError) as exc:
+            raise CheckpointFormatError(f"{path}: array {short(key)}: {exc or type(exc).__name__}") from None
+    return arrays, skipped
 
 
 def load_pdparams(path: str | Path) -> Dict[str, np.ndarray]:
     """A `.pdparams` state dict as numpy arrays; anything but arrays and plain containers is refused."""
-    path = Path(path)
-    try:
-        obj = _RestrictedUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as exc:
-        raise CheckpointFormatError(f"{path}: not a safe .pdparams state dict: {exc}") from None
-    if not isinstance(obj, dict):
-        raise CheckpointFormatError(f"{path}: expected a dict of arrays, got {type(obj).__name__}")
-    # Paddle adds a name table ("StructuredToParameterName@@") beside the arrays; keep arrays only.
-    return {k: v for k, v in obj.items() if isinstance(v, np.ndarray)}
+    return read_pdparams(path)[0]

@@ -73,7 +73,7 @@ def load_and_run(source_path, ids, mask):
     config = EncoderConfig.from_pretrained_json(source.config_file)
     encoder = TransformerEncoder(config, name="encoder")
     encoder(tf.constant(ids), tf.constant(mask, tf.bool))
-    report = assign_encoder_weights(encoder, source.tensors, str(source_path))
+    report = assign_encoder_weights(encoder, source.tensors, str(source_path), source.skipped_by_kind())
     out = encoder(tf.constant(ids), tf.constant(mask, tf.bool), training=False).numpy()
     return out, report, config
 
@@ -392,6 +392,8 @@ def test_google_bert_tf1_checkpoint_matches_hf(shared_dir, tmp_path):
     assert report.layout == "TF1 BERT/brightmart albert_zh checkpoint"
     assert len(report.loaded) == 5 + 16 * 2 and not report.not_used and not report.left_random
     assert report.expected_leftovers == sorted(n for n in tensors if n.startswith(("bert/pooler/", "cls/")))
+    assert report.skipped == {"optimizer/bookkeeping": ["bert/encoder/layer_1/output/dense/kernel/adam_v",
+                                                        "global_step"]}  # counted, never read
     assert_same_on_real_tokens(ours, ref, mask)
 
 
