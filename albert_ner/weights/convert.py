@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from albert_ner.config import EncoderConfig, from_dict, load_json, save_json
 from albert_ner.data.features import VOCAB_FILE
+from albert_ner.data.vocab import vocab_file_bytes
 from albert_ner.model.encoder import TransformerEncoder
 from albert_ner.weights.loader import LoadReport, assign_encoder_weights
 from albert_ner.weights.sources import locate_source, read_source
@@ -67,7 +68,7 @@ def load_pretrained(encoder: TransformerEncoder, path: str | Path) -> Dict[str, 
         report = load_json(path / REPORT_FILE) if (path / REPORT_FILE).is_file() else {"source": str(path)}
         return report
     source = read_source(path)
-    return assign_encoder_weights(encoder, source.tensors, str(source.path)).to_dict()
+    return assign_encoder_weights(encoder, source.tensors, str(source.path), source.skipped_by_kind()).to_dict()
 
 
 def convert(src: str | Path, out_dir: str | Path) -> LoadReport:
@@ -78,14 +79,16 @@ def convert(src: str | Path, out_dir: str | Path) -> LoadReport:
     source = read_source(src)
     encoder = TransformerEncoder(config, name="encoder")
     _build(encoder)
-    report = assign_encoder_weights(encoder, source.tensors, str(source.path))
+    report = assign_encoder_weights(encoder, source.tensors, str(source.path), source.skipped_by_kind())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_json(config, out / ENCODER_CONFIG)
     if vocab is None:
         log.warning("%s: no vocab file found beside the weights; pass --vocab-file when training", src)
-    else:  # vocab.txt, or the SentencePiece model under its own name
-        shutil.copyfile(vocab, out / (VOCAB_FILE if vocab.suffix == ".txt" else vocab.name))
+    elif vocab.suffix == ".model":  # the SentencePiece model under its own name
+        shutil.copyfile(vocab, out / vocab.name)
+    else:  # vocab.txt as published, or a tokenizer.json's vocabulary written as vocab.txt
+        (out / VOCAB_FILE).write_bytes(vocab_file_bytes(vocab))
     tf.train.Checkpoint(encoder=encoder).write(str(out / ENCODER_PREFIX))
     (out / REPORT_FILE).write_text(json.dumps(dict(report.to_dict(), kind=source.kind,
                                                    config_file=str(source.config_file)),

@@ -12,11 +12,13 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from albert_ner.weights.paddle import CheckpointFormatError, load_pdparams, read_lod_tensor, read_params_dir
-from albert_ner.weights.tensor_files import read_safetensors, read_tf1_checkpoint
+from albert_ner.weights.paddle import CheckpointFormatError, read_lod_tensor, read_params_dir, read_pdparams
+from albert_ner.weights.tensor_files import TF1_SKIPPED_KIND, read_safetensors, read_tf1_checkpoint_entries
+from albert_ner.weights.torch_files import read_torch_state_dict
 
 CONFIG_NAMES = ("config.json", "albert_config.json", "bert_config.json", "ernie_config.json", "model_config.json")
 VOCAB_NAMES = ("vocab.txt", "vocab_chinese.txt")
+TOKENIZER_JSON = "tokenizer.json"  # a Hugging Face snapshot's vocabulary when it ships no vocab.txt
 
 
 @dataclasses.dataclass
@@ -29,20 +31,24 @@ class PretrainedSource:
     config_file: Optional[Path]
     vocab_file: Optional[Path]
     spm_file: Optional[Path]
+    skipped: List[str] = dataclasses.field(default_factory=list)  # entries of the weights file not read as weights
+
+    def skipped_by_kind(self) -> Dict[str, List[str]]:
+        """The skipped entries grouped the way the load report counts them."""
+        if self.kind == "tf1":
+            return {TF1_SKIPPED_KIND: list(self.skipped)} if self.skipped else {}
+        groups: Dict[str, List[str]] = {}
+        for name in self.skipped:  # Paddle keeps a name table ("StructuredToParameterName@@") beside the arrays
+            groups.setdefault("Paddle name-table" if name.endswith("@@") else "non-tensor", []).append(name)
+        return groups
 
 
 def read_pytorch_bin(path: Path) -> Dict[str, np.ndarray]:
-    """A `pytorch_model.bin` state dict as numpy (needs torch; loaded with weights_only=True)."""
-    try:
-        import torch
-    except ImportError:
-        raise CheckpointFormatError(f"{path}: reading pytorch_model.bin needs torch (pip install torch), "
-                                    "or use the model's .safetensors file") from None
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise CheckpointFormatError(f"{path}: cannot read PyTorch state dict: {exc}") from None
-    return {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
+    """A `pytorch_model.bin` state dict as numpy, floating tensors as float32; read without torch.
+
+    Entries that are not tensors are left out (`read_source` lists them in `skipped`).
+    """
+    return read_torch_state_dict(path)[0]
 
 
 def _is_lod_tensor_dir(directory: Path) -> bool:
@@ -130,20 +136,27 @@ def locate_source(path: str | Path) -> SourceFiles:
         else:
             kind = "paddle-lodtensor"
     search = [home, home.parent] if home.name == "params" else [home]
+    vocab, spm = _first_file(search, VOCAB_NAMES, ("vocab*.txt",)), _first_file(search, (), ("*.model",))
+    if vocab is None and spm is None:
+        vocab = _first_file(search, (TOKENIZER_JSON,))
     return SourceFiles(path=path, kind=kind, weights=weights,
                        config_file=_first_file(search, CONFIG_NAMES, ("albert_config*.json", "*config*.json")),
-                       vocab_file=_first_file(search, VOCAB_NAMES, ("vocab*.txt",)),
-                       spm_file=_first_file(search, (), ("*.model",)))
+                       vocab_file=vocab, spm_file=spm)
 
 
 def read_source(path: str | Path) -> PretrainedSource:
     """Locate a checkpoint and read its tensors."""
     files = locate_source(path)
-    readers = {"tf1": read_tf1_checkpoint, "safetensors": read_safetensors, "pytorch": read_pytorch_bin,
-               "pdparams": load_pdparams, "paddle-params": read_params_dir,
+    readers = {"safetensors": read_safetensors, "paddle-params": read_params_dir,
                "paddle-lodtensor": lambda p: {Path(p).name: read_lod_tensor(p)}}
-    tensors = readers[files.kind](files.weights)
+    # (tensors, names of the entries left out: optimizer slots, non-tensors)
+    with_skipped = {"tf1": read_tf1_checkpoint_entries, "pytorch": read_torch_state_dict, "pdparams": read_pdparams}
+    if files.kind in with_skipped:
+        tensors, skipped = with_skipped[files.kind](files.weights)
+    else:
+        tensors, skipped = readers[files.kind](files.weights), []
     if not tensors:
-        raise CheckpointFormatError(f"{files.weights}: holds no tensors")
+        raise CheckpointFormatError(f"{files.weights}: holds no tensors"
+                                    + (f" (entries that are not: {', '.join(skipped[:10])})" if skipped else ""))
     return PretrainedSource(path=files.path, kind=files.kind, tensors=tensors, config_file=files.config_file,
-                            vocab_file=files.vocab_file, spm_file=files.spm_file)
+                            vocab_file=files.vocab_file, spm_file=files.spm_file, skipped=skipped)
