@@ -66,18 +66,27 @@ def _conll_char(c: str) -> str:
 
 @dataclasses.dataclass
 class TagSummary:
-    """Counts of one tagging run."""
+    """Counts of one tagging run, kept up to date while it runs (so an interrupted run can say how far it got)."""
 
     documents: int = 0
     chars: int = 0
     entities: int = 0
-    failed: int = 0
+    failed: int = 0  # lines (or whole-file documents) that could not be read or tagged
+    files_failed: int = 0  # files and directories reported as a whole: unreadable, not text, not in one encoding
     seconds: float = 0.0
+    last: str = ""  # source:line of the last document written or reported
 
     def line(self) -> str:
         rate = self.chars / self.seconds if self.seconds else 0.0
+        files = f", {self.files_failed:,} input{'s' if self.files_failed != 1 else ''} not read" \
+            if self.files_failed else ""
         return (f"tagged {self.documents:,} documents, {self.chars:,} chars, {self.entities:,} entities in "
-                f"{self.seconds:.1f}s ({rate:,.0f} chars/s); {self.failed:,} failed")
+                f"{self.seconds:.1f}s ({rate:,.0f} chars/s); {self.failed:,} failed{files}")
+
+    def progress(self) -> str:
+        """How far a run got: "1,234 documents (last: a.txt:1300)"."""
+        plural = "" if self.documents == 1 else "s"
+        return f"{self.documents:,} document{plural}" + (f" (last: {self.last})" if self.last else "")
 
 
 def _chunks(docs: Iterable[Document], max_docs: int, max_chars: int) -> Iterator[List[Document]]:
@@ -96,18 +105,19 @@ def _chunks(docs: Iterable[Document], max_docs: int, max_chars: int) -> Iterator
 def tag_documents(predictor: WindowedTagger, docs: Iterable[Document], out: TextIO, fmt: str = "jsonl",
                   chunk_docs: int = 1024, chunk_chars: int = 32_000,
                   on_progress: Callable[[int, int], None] = lambda docs, chars: None,
-                  scores: bool = True) -> TagSummary:
+                  scores: bool = True, summary: Optional[TagSummary] = None) -> TagSummary:
     """Tag every document and write it to `out` in input order; failures are logged with file:line.
 
     The next chunk is featurized (jieba, in Python) in a worker thread while the model decodes the
     current one (TensorFlow releases the GIL), so the two overlap on separate cores. Windows of
     consecutive chunks share batches (a WindowStream), so only full batches run until a window
     has waited one chunk; at most two chunks are held. Without `scores` the forward-backward pass
-    for the entity scores is skipped (faster; scores are null).
+    for the entity scores is skipped (faster; scores are null). Counts go to `summary` (a new one
+    if None) as documents are written, so a caller still has them when the run is interrupted.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    summary = TagSummary()
+    summary = summary if summary is not None else TagSummary()
     started = time.time()
     stream = predictor.stream(confidence=scores, record_errors=True)
     waiting: Deque[Tuple[Document, Optional[str]]] = collections.deque()  # in input order, with any error
@@ -139,19 +149,26 @@ def tag_documents(predictor: WindowedTagger, docs: Iterable[Document], out: Text
             pending = upcoming
     stream.flush()
     write_ready()
-    summary.seconds = time.time() - started
+    summary.seconds += time.time() - started
     return summary
 
 
 def _write_document(doc: Document, result, out: TextIO, fmt: str, summary: TagSummary) -> None:
-    """Write one tagged document ((tags, confidences or None)), or log its error (a string) with file:line."""
+    """Write one tagged document ((tags, confidences or None)), or log its error (a string) with file:line
+    (file alone for an error about a whole file, line 0)."""
     if isinstance(result, str):
-        summary.failed += 1
-        log.error("%s:%d: %s", doc.source, doc.line, result)
+        if doc.line:
+            summary.failed += 1
+            log.error("%s:%d: %s", doc.source, doc.line, result)
+        else:
+            summary.files_failed += 1
+            log.error("%s: %s", doc.source, result)
+        summary.last = f"{doc.source}:{doc.line}" if doc.line else doc.source
         return
     tags, confidence = result
     entities = entity_records(doc.text, tags, confidence)
     out.write(render(fmt, doc, tags, entities))
+    summary.last = f"{doc.source}:{doc.line}"
     summary.documents += 1
     summary.chars += len(doc.text)
     summary.entities += len(entities)

@@ -1,7 +1,13 @@
 """`albert-ner tag`: exact offsets for any Unicode, formats, order, failures counted, long lines whole."""
+import io
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from albert_ner.cli import main
@@ -109,3 +115,127 @@ def test_many_small_chunks_keep_order_and_a_document_that_cannot_be_featurized_i
         assert [ln.split("\t")[1] for ln in block.splitlines()] == expected_tags(doc.text)
     assert "in.txt:2: featurization failed: ValueError: no j here" in caplog.text
     assert "in.txt:11: cannot decode bytes" in caplog.text
+
+
+# --- the output never destroys or feeds on the input; failures and interruptions keep what was done ---------
+
+def tag(model_dir, *args):
+    return main(["tag", str(model_dir / "model"), *map(str, args), "--jit", "false", "--batch-size", "8"])
+
+
+def records(path):
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_an_output_that_is_an_input_is_refused_whatever_its_name(model_dir, tmp_path, capsys, caplog):
+    src = tmp_path / "in.txt"
+    src.write_text("张三去了北京。\n李四在上海。\n", encoding="utf-8")
+    before = src.read_bytes()
+    os.link(src, tmp_path / "hard.txt")
+    os.symlink(src, tmp_path / "soft.txt")
+    for output in (src, tmp_path / "hard.txt", tmp_path / "soft.txt", f"{tmp_path}/./in.txt"):
+        assert tag(model_dir, src, "-o", output) == 2
+        assert src.read_bytes() == before
+    told = capsys.readouterr().err + caplog.text
+    assert told.count("is also an input") == 4 and "choose another -o" in told
+    with open(src, "rb") as stdin, pytest.MonkeyPatch.context() as mp:  # `tag MODEL -o in.txt < in.txt`
+        mp.setattr(sys, "stdin", io.TextIOWrapper(stdin))
+        assert tag(model_dir, "-o", src) == 2
+    assert src.read_bytes() == before
+
+
+def test_an_output_inside_an_input_directory_is_never_read(model_dir, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "in.txt").write_text("张三去了北京。\n李四在上海。\n", encoding="utf-8")
+    (d / "out.jsonl.partial").write_text("stale partial output\n", encoding="utf-8")
+    (d / ".out.jsonl.999.tmp").write_text("another run's temporary output\n", encoding="utf-8")
+    assert tag(model_dir, d, "-o", d / "out.jsonl") == 0
+    first = (d / "out.jsonl").read_text(encoding="utf-8")
+    assert tag(model_dir, d, "-o", d / "out.jsonl") == 0  # run twice: its own output is not read
+    assert (d / "out.jsonl").read_text(encoding="utf-8") == first
+    assert [(r["source"], r["line"]) for r in records(d / "out.jsonl")] == [(str(d / "in.txt"), 1),
+                                                                            (str(d / "in.txt"), 2)]
+    assert sorted(p.name for p in d.iterdir()) == [".out.jsonl.999.tmp", "in.txt", "out.jsonl", "out.jsonl.partial"]
+
+
+def _stop_at(monkeypatch, n, exc):
+    """Make the n-th document written raise `exc` (as a Ctrl-C or a failure between two records would)."""
+    from albert_ner.infer import tagging
+
+    real, calls = tagging._write_document, []
+
+    def write(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tagging, "_write_document", write)
+
+
+def test_ctrl_c_keeps_the_complete_records_aside_and_the_old_output_as_it_was(model_dir, tmp_path, monkeypatch,
+                                                                               caplog):
+    src = tmp_path / "in.txt"
+    src.write_text("".join(f"张三去了北京{i}。\n" for i in range(5)), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    out.write_text("an earlier run's output\n", encoding="utf-8")
+    _stop_at(monkeypatch, 3, KeyboardInterrupt())
+    try:
+        code = tag(model_dir, src, "-o", out)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C ended `tag` with a traceback")
+    assert code == 130
+    assert out.read_text(encoding="utf-8") == "an earlier run's output\n"  # never half-written
+    kept = records(tmp_path / "out.jsonl.partial")
+    assert [r["line"] for r in kept] == [1, 2] and kept[1]["text"] == "张三去了北京1。"
+    assert f"interrupted after 2 documents (last: {src}:2)" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl", "out.jsonl.partial"]
+
+
+def test_a_failed_run_leaves_no_half_written_output(model_dir, tmp_path, monkeypatch, caplog):
+    src = tmp_path / "in.txt"
+    src.write_text("".join(f"张三去了北京{i}。\n" for i in range(5)), encoding="utf-8")
+    _stop_at(monkeypatch, 4, RuntimeError("disk on fire"))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        tag(model_dir, src, "-o", tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+    assert len(records(tmp_path / "out.jsonl.partial")) == 3
+    assert "stopped after 3 documents" in caplog.text
+
+
+def test_an_unreadable_input_is_reported_and_the_others_are_tagged(model_dir, tmp_path, monkeypatch, caplog):
+    from albert_ner.infer import textfiles
+    from tests.infer.test_textfiles import unreadable
+
+    caplog.set_level(logging.INFO)
+    for name in "abc":
+        (tmp_path / f"{name}.txt").write_text(f"张三去了北京{name}。\n", encoding="utf-8")
+    unreadable(monkeypatch, textfiles, "open", tmp_path / "b.txt")
+    code = tag(model_dir, *(tmp_path / f"{n}.txt" for n in "abc"), "-o", tmp_path / "out.jsonl")
+    assert code == 1
+    assert [r["source"] for r in records(tmp_path / "out.jsonl")] == [str(tmp_path / "a.txt"), str(tmp_path / "c.txt")]
+    assert f"{tmp_path / 'b.txt'}: cannot read (Permission denied)" in caplog.text
+    assert "1 input not read" in caplog.text
+
+
+def test_options_may_come_before_the_inputs(model_dir, tmp_path, capsys):
+    (tmp_path / "f.txt").write_text("张三去了北京。\n", encoding="utf-8")
+    assert main(["tag", str(model_dir / "model"), "--format", "inline", str(tmp_path / "f.txt"), "--jit", "false"]) == 0
+    out = capsys.readouterr().out
+    assert "](" in out and re.sub(r"\[([^]]*)\]\([A-Z]+\)", r"\1", out) == "张三去了北京。\n"  # inline marks
+
+
+def test_output_piped_into_head_ends_quietly(model_dir, tmp_path):
+    (tmp_path / "many.txt").write_text("张三去了北京。\n" * 3000, encoding="utf-8")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen([sys.executable, "-m", "albert_ner.cli", "tag", str(model_dir / "model"),
+                             str(tmp_path / "many.txt"), "--jit", "false"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    first = proc.stdout.readline()  # `| head -1`
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=600)
+    err = err.decode()
+    assert json.loads(first)["text"] == "张三去了北京。"
+    assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
+    assert proc.returncode == 2 and "broken pipe" in err
