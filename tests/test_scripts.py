@@ -64,3 +64,34 @@ def test_build_and_push_talks_to_ecr_in_order(tmp_path):
     no_push = subprocess.run(["bash", "sagemaker/build_and_push.sh", "--no-push"], cwd=ROOT, env=env,
                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert no_push.returncode == 0 and no_push.stdout.strip() == "albert-ner:latest"
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="needs the tests to run from a virtualenv")
+def test_run_train_offline_without_a_vocabulary_says_so_in_one_line(tmp_path):
+    """No network (a proxy that refuses), no data/vocab.txt, a clean HOME: the clear message, no traceback.
+
+    The script runs from a copy (it works in its own folder, where a user's data/vocab.txt would start a real
+    run) with the tests' virtualenv, seen through a folder of links whose install stamp is already there."""
+    work = tmp_path / "checkout"
+    (work / "scripts").mkdir(parents=True)
+    for rel in ("run_train.sh", "scripts/ensure-venv.sh"):
+        shutil.copy2(ROOT / rel, work / rel)
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    for entry in Path(sys.prefix).iterdir():
+        if not entry.name.startswith(".albert-ner-installed"):
+            (venv / entry.name).symlink_to(entry)
+    (venv / ".albert-ner-installed").touch()
+    offline = "http://127.0.0.1:9"  # the discard port: connections are refused at once
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "VENV": str(venv),
+           "http_proxy": offline, "https_proxy": offline, "HTTP_PROXY": offline, "HTTPS_PROXY": offline}
+    proc = subprocess.run(["bash", "run_train.sh"], cwd=work, env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "no pretrained encoder available" in proc.stderr  # the pretrained download failed first, as offline
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no vocabulary: data/vocab.txt is missing and could not be downloaded from "
+                           "https://") and last.endswith("Put the Chinese WordPiece vocab.txt at data/vocab.txt "
+                                                         "or pass --vocab-file."), proc.stderr
+    assert not (work / "data" / "vocab.txt").exists() and not (work / "runs").exists()

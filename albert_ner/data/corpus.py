@@ -6,7 +6,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from albert_ner.data.tags import detect_scheme, parse_tag, repair_tags
 
@@ -68,6 +68,39 @@ class CorpusStats:
         if self.skipped_lines:
             text += f", {self.skipped_lines:,} lines skipped"
         return text
+
+
+def entity_counts(sentences: Iterable[Sentence]) -> Dict[str, int]:
+    """Entities per type in labelled sentences, counted at their B-/S- tags (raw text counts nothing)."""
+    counts: Counter = Counter()
+    for s in sentences:
+        if s.tags:
+            counts.update(tag[2:] for tag in s.tags if tag[:2] in ("B-", "S-"))
+    return dict(sorted(counts.items()))
+
+
+def unseen_entity_types(known: Iterable[str],
+                        corpora: Mapping[str, Iterable[Sentence]]) -> Dict[str, Dict[str, int]]:
+    """Per corpus name, the entity types outside `known` (e.g. those of train) with their counts.
+
+    Corpora with none are left out. A model never learns such a type, so it scores 0 there."""
+    known = set(known)
+    unseen = {}
+    for name, sentences in corpora.items():
+        extra = {t: n for t, n in entity_counts(sentences).items() if t not in known}
+        if extra:
+            unseen[name] = extra
+    return unseen
+
+
+def unseen_type_messages(unseen: Mapping[str, Mapping[str, int]], reference: str = "train") -> List[str]:
+    """One warning line per entity type in `unseen` (from unseen_entity_types), naming every corpus it is in."""
+    where: Dict[str, List[str]] = {}
+    for name, counts in unseen.items():
+        for entity_type, n in counts.items():
+            where.setdefault(entity_type, []).append(f"{name} ({n:,} {'entity' if n == 1 else 'entities'})")
+    return [f"entity type {t} is not in {reference} but occurs in {', '.join(places)}: the model cannot "
+            f"predict it, so it scores 0 there" for t, places in sorted(where.items())]
 
 
 def _split_on_spaces(line: str) -> Tuple[str, str]:

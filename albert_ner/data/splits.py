@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from albert_ner.data.corpus import CorpusStats, Sentence, read_corpus
+from albert_ner.data.corpus import (CorpusStats, Sentence, entity_counts, read_corpus, unseen_entity_types,
+                                   unseen_type_messages)
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,8 @@ class Splits:
     test: Optional[List[Sentence]]
     dev_source: str
     stats: List[CorpusStats]
+    # Entity types of dev/test that the training sentences never contain, with their counts: {"dev": {"GPE": 3}}.
+    unseen_types: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
 
 
 def hold_out(sentences: Sequence[Sentence], fraction: float, seed: int) -> Tuple[List[Sentence], List[Sentence]]:
@@ -37,7 +40,9 @@ def hold_out(sentences: Sequence[Sentence], fraction: float, seed: int) -> Tuple
 
 def load_splits(train_file: str, dev_file: Optional[str], test_file: Optional[str], dev_fraction: float,
                 seed: int, strict: bool = False, max_train_sentences: int = 0) -> Splits:
-    """Read and validate every file, logging its counts; hold out dev from train if needed."""
+    """Read and validate every file, logging its counts; hold out dev from train if needed.
+
+    Entity types of dev or test that never occur in the training sentences get one warning each."""
     stats = []
 
     def read(path: str) -> List[Sentence]:
@@ -57,4 +62,7 @@ def load_splits(train_file: str, dev_file: Optional[str], test_file: Optional[st
         source = f"{len(dev)} sentences ({dev_fraction:.1%}) held out of {train_file} with seed {seed}"
         log.info("dev set: %s", source)
     test = read(test_file) if test_file else None
-    return Splits(train, dev, test, source, stats)
+    unseen = unseen_entity_types(entity_counts(train), {"dev": dev, "test": test or []})
+    for message in unseen_type_messages(unseen):
+        log.warning("%s", message)
+    return Splits(train, dev, test, source, stats, unseen)

@@ -158,3 +158,60 @@ def test_stats_is_frozen(tmp_path):
     assert isinstance(st, CorpusStats)
     with pytest.raises(AttributeError):
         st.sentences = 2
+
+
+# --- entity types of dev/test that train never has: they can only score 0, so each gets one warning ---------
+
+def test_unseen_entity_types_are_counted_per_corpus():
+    from albert_ner.data.corpus import entity_counts, unseen_entity_types, unseen_type_messages
+
+    def sent(*tags):
+        return Sentence(tuple("字" * len(tags)), tuple(tags), "x", 1)
+
+    train = [sent("B-PER", "I-PER", "O"), sent("S-LOC")]
+    dev = [sent("B-GPE", "O", "B-PER"), sent("B-GPE", "I-GPE")]
+    test = [sent("S-ORG", "B-GPE"), Sentence(("字",), None, "raw", 1)]
+    assert entity_counts(train) == {"LOC": 1, "PER": 1}
+    unseen = unseen_entity_types(entity_counts(train), {"dev": dev, "test": test, "other": train})
+    assert unseen == {"dev": {"GPE": 2}, "test": {"GPE": 1, "ORG": 1}}
+    assert unseen_type_messages(unseen) == [
+        "entity type GPE is not in train but occurs in dev (2 entities), test (1 entity): the model cannot "
+        "predict it, so it scores 0 there",
+        "entity type ORG is not in train but occurs in test (1 entity): the model cannot predict it, so it "
+        "scores 0 there"]
+
+
+def test_load_splits_warns_once_per_type_missing_from_train(tmp_path, caplog):
+    from albert_ner.data.splits import load_splits
+
+    train = _write(tmp_path, "张\tB-PER\n三\tI-PER\n\n北\tB-LOC\n京\tI-LOC\n", "train.txt")
+    dev = _write(tmp_path, "张\tB-PER\n\n美\tB-GPE\n国\tI-GPE\n", "dev.txt")
+    test = _write(tmp_path, "美\tB-GPE\n\n中\tB-ORG\n央\tI-ORG\n\n法\tB-GPE\n", "test.txt")
+    with caplog.at_level("WARNING"):
+        splits = load_splits(str(train), str(dev), str(test), 0.1, seed=1)
+    assert splits.unseen_types == {"dev": {"GPE": 1}, "test": {"GPE": 2, "ORG": 1}}
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 2
+    assert warned[0].startswith("entity type GPE is not in train but occurs in dev (1 entity), test (2 entities)")
+    assert warned[1].startswith("entity type ORG is not in train but occurs in test (1 entity)")
+
+
+def test_a_type_held_out_of_train_with_its_only_sentence_is_warned(tmp_path, caplog):
+    """The held-out dev split can take every sentence of a rare type: train then never sees it."""
+    from albert_ner.data.splits import load_splits
+
+    train = _write(tmp_path, "张\tB-PER\n三\tI-PER\n\n北\tB-LOC\n京\tI-LOC\n", "train.txt")
+    with caplog.at_level("WARNING"):
+        splits = load_splits(str(train), None, None, 0.5, seed=3)
+    held_out = {s.tags[0][2:] for s in splits.dev}
+    assert splits.unseen_types == {"dev": {t: 1 for t in held_out}} and len(held_out) == 1
+    assert [r.getMessage().split(" is not")[0] for r in caplog.records if r.levelname == "WARNING"] == [
+        f"entity type {held_out.pop()}"]
+
+
+def test_no_warning_when_train_has_every_type(msra_dir, caplog):
+    from albert_ner.data.splits import load_splits
+
+    with caplog.at_level("WARNING"):
+        splits = load_splits(str(msra_dir / "test.txt"), None, str(msra_dir / "test.txt"), 0.05, seed=42)
+    assert splits.unseen_types == {} and not [r for r in caplog.records if r.levelname == "WARNING"]
