@@ -4,6 +4,9 @@ Importing the package hides TensorFlow's C++ start-up lines (cuDNN/cuFFT/cuBLAS 
 find TensorRT", XLA and oneDNN notices), which read like errors but are not, by setting
 TF_CPP_MIN_LOG_LEVEL before TensorFlow is first imported. A level the user set is kept;
 ALBERT_NER_VERBOSE=1 (or `albert-ner --verbose`) shows them.
+
+The Python API, `albert_ner.load(model_dir)` -> Tagger (see albert_ner/api.py), is imported on first use,
+so importing the package stays cheap and does not load TensorFlow.
 """
 import os
 
@@ -35,3 +38,19 @@ def quiet_tensorflow(verbose: bool = False) -> None:
 
 
 quiet_tensorflow(verbose_from_env())
+
+
+_API_NAMES = ("load", "Tagger", "TaggingError")
+
+
+def __getattr__(name: str):
+    """`albert_ner.load` & co., imported from albert_ner.api when first asked for."""
+    if name in _API_NAMES:
+        from albert_ner import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_API_NAMES))

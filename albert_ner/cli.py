@@ -47,6 +47,8 @@ FIELD_HELP: Dict[str, str] = {
     "bigram_min_count": "bigrams seen fewer times in train map to the unknown bigram",
     "head_dropout": "dropout before the classifier",
     "input_dropout": "dropout on the encoder output and feature embeddings, before the BiLSTM",
+    "char_lookup": "fold or exact_first: how characters find vocab ids (default: exact_first with --init, "
+                   "the pretrained tokenizer's ids; fold otherwise)",
     "batch_size": "training rows per step",
     "eval_batch_size": "rows per step when predicting",
     "epochs": "training epochs",
@@ -288,12 +290,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             check_input_file(path, flag)
     check_output_dir(cfg.output_dir, "--output-dir")
     from albert_ner.train.loop import TrainingInterrupted, train  # TensorFlow loads only once the paths are fine
+    from albert_ner.train.lock import OutputDirBusy
 
     try:
         train(cfg)
     except TrainingInterrupted as exc:
         log.warning("%s", exc)
         return 128 + exc.signum  # the shell's convention for "ended by signal N"
+    except OutputDirBusy:
+        raise  # the directory is another run's: its unfinished checkpoint files are not ours to remove
     except BaseException as exc:
         removed = _remove_unfinished_checkpoints(cfg.output_dir)
         if is_disk_full(exc):
@@ -355,9 +360,9 @@ def cmd_tag(args: argparse.Namespace) -> int:
     summary = TagSummary()
     out = None
     try:
-        predictor = _tag_predictor(args)
+        tagger = albert_ner.load(args.model_dir, batch_size=args.batch_size, jit=args.jit, scores=args.scores)
         out = OutputFile(target) if target else sys.stdout
-        _tag_into(predictor, args, inputs, out, summary)
+        _tag_into(tagger, args, inputs, out, summary)
         out.flush()  # a closed pipe shows here, not at the interpreter's exit
         if isinstance(out, OutputFile):
             out.commit()
@@ -376,19 +381,11 @@ def cmd_tag(args: argparse.Namespace) -> int:
     return 1 if summary.failed or summary.files_failed else 0
 
 
-def _tag_predictor(args: argparse.Namespace):
-    from albert_ner.infer.predictor import Predictor
-    from albert_ner.model.store import load_model
-
-    model, featurizer = load_model(args.model_dir)
-    return Predictor(model, featurizer, batch_size=args.batch_size, jit=args.jit)
-
-
-def _tag_into(predictor, args: argparse.Namespace, inputs: Sequence, out, summary) -> None:
-    """Tag `inputs` into `out` with a progress bar; counts go to `summary` as documents are written."""
+def _tag_into(tagger, args: argparse.Namespace, inputs: Sequence, out, summary) -> None:
+    """Tag `inputs` into `out` through the API's Tagger, with a progress bar; counts go to `summary` as
+    documents are written."""
     from tqdm import tqdm
 
-    from albert_ner.infer.tagging import tag_documents
     from albert_ner.infer.textfiles import read_documents
 
     docs = read_documents(inputs, args.encoding, args.whole_file)
@@ -402,7 +399,7 @@ def _tag_into(predictor, args: argparse.Namespace, inputs: Sequence, out, summar
         bar.set_postfix_str(f"{state['chars'] / elapsed:,.0f} chars/s", refresh=False)
 
     try:
-        tag_documents(predictor, docs, out, args.format, on_progress=progress, scores=args.scores, summary=summary)
+        tagger.tag_documents(docs, out, args.format, on_progress=progress, summary=summary)
     finally:
         bar.close()
 

@@ -16,6 +16,11 @@ MODEL_CONFIG_FILE = "model_config.json"  # a trained model directory's ModelConf
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 EMBEDDING_LAYOUTS = ("project_first", "project_last", "none")
 LN_TYPES = ("postln", "preln")
+# How characters find their vocabulary ids (data/vocab.py): "fold" (full-width/case folded first; what
+# every model saved without a stated lookup used) or "exact_first" (the character as written first, as a
+# pretrained encoder's own tokenizer does).
+CHAR_LOOKUPS = ("fold", "exact_first")
+DEFAULT_CHAR_LOOKUP = "fold"
 
 # Supported range of each integer encoder field. Published encoders sit far inside these; a value
 # outside is a typo or a damaged file, and would otherwise end in an out-of-memory error or a hang
@@ -302,9 +307,12 @@ class HeadConfig:
     bigram_vocab_size: int = 0  # embedding rows, fixed by the training data's bigram vocabulary
     input_dropout: float = 0.0  # on the concatenated encoder output + features, before the BiLSTM
     dropout: float = 0.1
+    char_lookup: str = DEFAULT_CHAR_LOOKUP  # the featurizer's character lookup (CHAR_LOOKUPS)
 
     def __post_init__(self) -> None:
         errors = field_errors(self, HEAD_INT_LIMITS, HEAD_FLOAT_RULES)
+        if self.char_lookup not in CHAR_LOOKUPS:
+            errors.append(f"char_lookup must be one of {', '.join(CHAR_LOOKUPS)}, got {self.char_lookup!r}")
         if not errors and self.bigram_dim and not self.bigram_vocab_size:
             errors.append(f"bigram_dim {self.bigram_dim} needs bigram_vocab_size >= 1")
         if errors:
@@ -420,6 +428,8 @@ class TrainConfig:
     encoder_config: Optional[str] = None  # a published albert/bert/ernie config JSON
     encoder_preset: str = "cpu-small"  # used when encoder_config is not given
     encoder_dropout: Optional[float] = None  # overrides the config's dropouts (0.0 in albert_zh configs)
+    # Character lookup (CHAR_LOOKUPS); None: exact_first with a pretrained encoder (init), fold otherwise.
+    char_lookup: Optional[str] = None
     max_seq_len: int = 128
     window_overlap: int = 32
     lstm_units: int = 128
@@ -456,6 +466,8 @@ class TrainConfig:
         errors = []
         if self.precision not in PRECISIONS:
             errors.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.char_lookup is not None and self.char_lookup not in CHAR_LOOKUPS:
+            errors.append(f"char_lookup must be one of {', '.join(CHAR_LOOKUPS)}, got {self.char_lookup!r}")
         if self.tag_scheme not in ("keep", "BIO", "BIOES"):
             errors.append(f"tag_scheme must be keep, BIO or BIOES, got {self.tag_scheme!r}")
         if not 0.0 <= self.dev_fraction < 1.0:
@@ -469,3 +481,9 @@ class TrainConfig:
                 errors.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if errors:
             raise ValueError("invalid training config: " + "; ".join(errors))
+
+    def char_lookup_mode(self) -> str:
+        """The run's character lookup: char_lookup if set, else exact_first with a pretrained encoder (init),
+        whose embeddings were learned through its own tokenizer, else fold (merged variants generalise
+        better in a table trained from scratch)."""
+        return self.char_lookup or ("exact_first" if self.init else DEFAULT_CHAR_LOOKUP)

@@ -1,8 +1,9 @@
 """Featurizer: everything that turns characters into model inputs, saved beside the model.
 
-Character ids (the encoder vocab), optional jieba word-boundary and part-of-speech ids, optional
-character-bigram ids, and the label ids for training data. Training, evaluation and tagging all encode
-through this one object, so the inputs of a saved model are rebuilt exactly.
+Character ids (the encoder vocab, looked up in the model's `char_lookup` order), optional jieba
+word-boundary and part-of-speech ids, optional character-bigram ids, and the label ids for training data.
+Training, evaluation and tagging all encode through this one object, so the inputs of a saved model are
+rebuilt exactly.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from albert_ner.config import HeadConfig
+from albert_ner.config import DEFAULT_CHAR_LOOKUP, HeadConfig
 from albert_ner.data.bigrams import BigramVocab
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.lexicon import word_boundaries_and_pos_for, word_boundaries_for
@@ -31,6 +32,8 @@ class Featurizer:
 
     With `pos`, word boundaries come from the same POS segmentation (jieba.posseg) as the tags;
     without it, from jieba's default segmentation (what models trained without POS expect).
+    How characters find their ids (`char_lookup`) is the vocabulary's; a model directory keeps it in
+    its head config.
     """
 
     vocab: Vocab
@@ -57,6 +60,11 @@ class Featurizer:
             features["bigram_ids"] = [self.bigrams.encode(s.chars) for s in sentences]
         return EncodedCorpus(token_ids, label_ids, features)
 
+    @property
+    def char_lookup(self) -> str:
+        """The order in which a character's forms are looked up in the vocabulary (config.CHAR_LOOKUPS)."""
+        return self.vocab.char_lookup
+
     def planner(self, corpus: EncodedCorpus, windows: Sequence[Window], batch_size: int,
                 max_seq_len: int) -> BatchPlanner:
         """A BatchPlanner with this vocabulary's special ids."""
@@ -73,18 +81,20 @@ class Featurizer:
             self.bigrams.save(model_dir / BIGRAM_FILE)
 
     @classmethod
-    def load(cls, model_dir: str | Path, lexicon: bool, bigrams: bool, pos: bool = False) -> "Featurizer":
-        """The featurizer a model directory was trained with (which features: from its head config)."""
+    def load(cls, model_dir: str | Path, lexicon: bool, bigrams: bool, pos: bool = False,
+             char_lookup: str = DEFAULT_CHAR_LOOKUP) -> "Featurizer":
+        """The featurizer a model directory was trained with (which features and lookup: from its head config)."""
         model_dir = Path(model_dir)
         spm = model_dir / SPM_VOCAB_FILE
         vocab = Vocab.from_file(spm if spm.is_file() and not (model_dir / VOCAB_FILE).is_file()
-                                else model_dir / VOCAB_FILE)
+                                else model_dir / VOCAB_FILE, char_lookup)
         return cls(vocab, lexicon, BigramVocab.load(model_dir / BIGRAM_FILE) if bigrams else None, pos)
 
     @classmethod
     def for_head(cls, model_dir: str | Path, head: HeadConfig) -> "Featurizer":
-        """The featurizer of a model directory whose head uses the features `head` says."""
-        return cls.load(model_dir, lexicon=head.lexicon_dim > 0, bigrams=head.bigram_dim > 0, pos=head.pos_dim > 0)
+        """The featurizer of a model directory whose head uses the features and character lookup `head` says."""
+        return cls.load(model_dir, lexicon=head.lexicon_dim > 0, bigrams=head.bigram_dim > 0, pos=head.pos_dim > 0,
+                        char_lookup=head.char_lookup)
 
 
 def _label_ids(sentence: Sentence, index: Dict[str, int]) -> np.ndarray:

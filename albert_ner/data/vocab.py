@@ -2,6 +2,16 @@
 
 A WordPiece vocabulary is read from vocab.txt, or from a Hugging Face tokenizer.json (`model.vocab`
 plus `added_tokens`) when a checkpoint ships no vocab.txt.
+
+Two lookup orders (`char_lookup`, saved with the model; CHAR_LOOKUPS in config.py):
+- "fold": full-width ASCII folded to ASCII and lower-cased first, then the character as written, its
+  accent-stripped form and PUNCTUATION_FALLBACK. Variants share one embedding, which generalises
+  better for a table trained from scratch; every model saved without a stated lookup used this one.
+- "exact_first": the character as written first, then lower-cased, accent-stripped, full-width folded,
+  PUNCTUATION_FALLBACK. A pretrained encoder learned its embeddings through its own tokenizer, which
+  keeps `，` as `，` (not `,`); this order gives every character that the vocabulary holds as written
+  that same id, and falls back only where that tokenizer would emit [UNK].
+Whitespace, control and format characters map to the whitespace token in both.
 """
 from __future__ import annotations
 
@@ -13,6 +23,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from albert_ner.config import CHAR_LOOKUPS, DEFAULT_CHAR_LOOKUP
 
 PathLike = Union[str, "os.PathLike[str]"]
 PAD, UNK, CLS, SEP = "[PAD]", "[UNK]", "[CLS]", "[SEP]"
@@ -28,11 +40,19 @@ def normalize_char(ch: str) -> str:
     """Full-width ASCII -> ASCII, U+3000 -> " ", then lower() unless that changes the length."""
     if len(ch) != 1:
         return "".join(normalize_char(c) for c in ch)
+    return _lower(_half_width(ch))
+
+
+def _half_width(ch: str) -> str:
+    """One character with full-width ASCII (U+FF01..U+FF5E) folded to ASCII and U+3000 to " "."""
     code = ord(ch)
     if 0xFF01 <= code <= 0xFF5E:
-        ch = chr(code - 0xFEE0)
-    elif code == 0x3000:
-        ch = " "
+        return chr(code - 0xFEE0)
+    return " " if code == 0x3000 else ch
+
+
+def _lower(ch: str) -> str:
+    """ch.lower(), or `ch` itself where lower-casing would change the length (e.g. "İ")."""
     low = ch.lower()
     return low if len(low) == len(ch) else ch
 
@@ -173,11 +193,28 @@ def vocab_file_bytes(path: PathLike) -> bytes:
     return ("\n".join(tokens) + "\n").encode("utf-8")
 
 
-class Vocab:
-    """A token -> id table that maps each character to exactly one id (never splitting or dropping one)."""
+def _lookup_forms(ch: str, char_lookup: str) -> Tuple[Optional[str], ...]:
+    """The forms of one (non-blank) character to look up, in the order of `char_lookup`; None: no such form."""
+    punct = PUNCTUATION_FALLBACK.get(ch)
+    if char_lookup == "fold":
+        norm = normalize_char(ch)
+        return norm, ch, _strip_accents(norm), punct
+    low, half = _lower(ch), _half_width(ch)
+    return ch, low, _strip_accents(ch), _strip_accents(ch.lower()), half, _lower(half), punct
 
-    def __init__(self, token_ids: Mapping[str, int], source: str = "<vocab>"):
+
+class Vocab:
+    """A token -> id table that maps each character to exactly one id (never splitting or dropping one).
+
+    `char_lookup` ("fold" or "exact_first", see the module docstring) is the order in which a
+    character's forms are tried; it is part of the model, so a model is always read with its own."""
+
+    def __init__(self, token_ids: Mapping[str, int], source: str = "<vocab>",
+                 char_lookup: str = DEFAULT_CHAR_LOOKUP):
+        if char_lookup not in CHAR_LOOKUPS:
+            raise ValueError(f"{source}: char_lookup must be one of {', '.join(CHAR_LOOKUPS)}, got {char_lookup!r}")
         self.source = source
+        self._char_lookup = char_lookup
         self._ids: Dict[str, int] = dict(token_ids)
         for token, alias in SPECIAL_ALIASES.items():
             if token not in self._ids and alias in self._ids:
@@ -196,7 +233,7 @@ class Vocab:
         self._cache: Dict[str, int] = {}
 
     @classmethod
-    def from_sentencepiece(cls, path: PathLike) -> "Vocab":
+    def from_sentencepiece(cls, path: PathLike, char_lookup: str = DEFAULT_CHAR_LOOKUP) -> "Vocab":
         """The pieces of a SentencePiece model (as Google's ALBERT tokenization builds its vocab)."""
         import sentencepiece as spm
 
@@ -205,17 +242,17 @@ class Vocab:
             sp = spm.SentencePieceProcessor(model_file=source)
         except (OSError, RuntimeError) as exc:
             raise ValueError(f"{source}: not a SentencePiece model: {exc}") from None
-        return cls({sp.id_to_piece(i): i for i in range(sp.get_piece_size())}, source)
+        return cls({sp.id_to_piece(i): i for i in range(sp.get_piece_size())}, source, char_lookup)
 
     @classmethod
-    def from_file(cls, path: PathLike) -> "Vocab":
+    def from_file(cls, path: PathLike, char_lookup: str = DEFAULT_CHAR_LOOKUP) -> "Vocab":
         """Read a plain one-token-per-line vocab.txt, an ERNIE `token<TAB>id` vocab, a SentencePiece .model,
-        or a Hugging Face WordPiece tokenizer.json (any *.json)."""
+        or a Hugging Face WordPiece tokenizer.json (any *.json); characters are looked up by `char_lookup`."""
         source = os.fspath(path)
         if source.endswith(".model"):
-            return cls.from_sentencepiece(path)
+            return cls.from_sentencepiece(path, char_lookup)
         if source.endswith(".json"):
-            return cls(read_tokenizer_json(path), source)
+            return cls(read_tokenizer_json(path), source, char_lookup)
         data = Path(path).read_bytes()
         try:
             text = data.decode("utf-8")
@@ -223,7 +260,12 @@ class Vocab:
             line = data.count(b"\n", 0, exc.start) + 1
             raise ValueError(f"{source}:{line}: not UTF-8 ({exc.reason})") from None
         text = text.lstrip("\ufeff").replace("\r\n", "\n")
-        return cls(_parse_lines(text, source), source)
+        return cls(_parse_lines(text, source), source, char_lookup)
+
+    @property
+    def char_lookup(self) -> str:
+        """The lookup order (config.CHAR_LOOKUPS); fixed for the table's life, as its id cache depends on it."""
+        return self._char_lookup
 
     @property
     def tokens(self) -> Tuple[str, ...]:
@@ -234,14 +276,15 @@ class Vocab:
         return len(self._tokens)
 
     def __repr__(self) -> str:
-        return f"Vocab({self.source!r}, size={len(self)})"
+        return f"Vocab({self.source!r}, size={len(self)}, char_lookup={self.char_lookup!r})"
 
     def token_to_id(self, token: str) -> Optional[int]:
         """The id of an exact token, or None."""
         return self._ids.get(token)
 
     def char_to_id(self, ch: str) -> int:
-        """The id of one character: whitespace token, normalised form, accent-stripped form, or [UNK]."""
+        """The id of one character: the whitespace token, the first of its forms (in `char_lookup` order) that
+        the vocabulary holds, or [UNK]."""
         idx = self._cache.get(ch)
         if idx is None:
             if len(ch) != 1:
@@ -253,8 +296,7 @@ class Vocab:
     def _lookup(self, ch: str) -> int:
         if _is_blank(ch):
             return self.space_id
-        norm = normalize_char(ch)
-        for candidate in (norm, ch, _strip_accents(norm), PUNCTUATION_FALLBACK.get(ch)):
+        for candidate in _lookup_forms(ch, self._char_lookup):
             if candidate is not None:
                 for token in (candidate, SPM_WORD_START + candidate):  # WordPiece, then SentencePiece
                     if token in self._ids:

@@ -10,13 +10,14 @@ probability among its characters' tags (how sure the model is of its weakest cha
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import itertools
 import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
 
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.features import Featurizer
@@ -102,39 +103,33 @@ def _chunks(docs: Iterable[Document], max_docs: int, max_chars: int) -> Iterator
         yield chunk
 
 
-def tag_documents(predictor: WindowedTagger, docs: Iterable[Document], out: TextIO, fmt: str = "jsonl",
-                  chunk_docs: int = 1024, chunk_chars: int = 32_000,
-                  on_progress: Callable[[int, int], None] = lambda docs, chars: None,
-                  scores: bool = True, summary: Optional[TagSummary] = None) -> TagSummary:
-    """Tag every document and write it to `out` in input order; failures are logged with file:line.
+Result = Union[Tuple[List[str], Optional[List[float]]], str]  # (tags, confidences or None), or why it failed
 
-    The next chunk is featurized (jieba, in Python) in a worker thread while the model decodes the
-    current one (TensorFlow releases the GIL), so the two overlap on separate cores. Windows of
-    consecutive chunks share batches (a WindowStream), so only full batches run until a window
-    has waited one chunk; at most two chunks are held. Without `scores` the forward-backward pass
-    for the entity scores is skipped (faster; scores are null). Counts go to `summary` (a new one
-    if None) as documents are written, so a caller still has them when the run is interrupted.
+
+def tag_results(predictor: WindowedTagger, docs: Iterable[Document], chunk_docs: int = 1024,
+                chunk_chars: int = 32_000, scores: bool = True) -> Iterator[List[Tuple[Document, Result]]]:
+    """Tag documents as they are drawn from `docs`; yields lists of (document, result) in input order.
+
+    The one tagging pipeline behind `tag_documents` (the CLI) and the Python API. A result is
+    (tags, per-character confidences or None) or, for a document that could not be tagged, the
+    reason (a string; the run goes on). The next chunk is featurized (jieba, in Python) in a worker
+    thread while the model decodes the current one (TensorFlow releases the GIL), so the two overlap
+    on separate cores. Windows of consecutive chunks share batches (a WindowStream), so only full
+    batches run until a window has waited one chunk; at most two chunks are held. Without `scores`
+    the forward-backward pass for the confidences is skipped (faster; confidences are None).
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    summary = summary if summary is not None else TagSummary()
-    started = time.time()
     stream = predictor.stream(confidence=scores, record_errors=True)
     waiting: Deque[Tuple[Document, Optional[str]]] = collections.deque()  # in input order, with any error
     results: Deque = collections.deque()  # stream results of the documents at the head of `waiting`
 
-    def write_ready() -> None:
+    def ready() -> List[Tuple[Document, Result]]:
         results.extend(stream.ready())
-        written = chars = 0
+        done: List[Tuple[Document, Result]] = []
         while waiting and (waiting[0][1] is not None or results):
             doc, error = waiting.popleft()
             result = error if error is not None else results.popleft()
-            if not isinstance(result, str):
-                result = predictor.readable(result, scores)
-            _write_document(doc, result, out, fmt, summary)
-            written, chars = written + 1, chars + len(doc.text)
-        if written:
-            on_progress(written, chars)
+            done.append((doc, result if isinstance(result, str) else predictor.readable(result, scores)))
+        return done
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="featurize") as pool:
         pending = None  # (chunk, future of its features)
@@ -145,10 +140,33 @@ def tag_documents(predictor: WindowedTagger, docs: Iterable[Document], out: Text
                 waiting.extend(zip(done, errors))
                 generation = stream.add(corpus)
                 stream.flush(before=generation)  # windows of the previous chunk run now, batch full or not
-                write_ready()
+                tagged = ready()
+                if tagged:
+                    yield tagged
             pending = upcoming
     stream.flush()
-    write_ready()
+    tagged = ready()
+    if tagged:
+        yield tagged
+
+
+def tag_documents(predictor: WindowedTagger, docs: Iterable[Document], out: TextIO, fmt: str = "jsonl",
+                  chunk_docs: int = 1024, chunk_chars: int = 32_000,
+                  on_progress: Callable[[int, int], None] = lambda docs, chars: None,
+                  scores: bool = True, summary: Optional[TagSummary] = None) -> TagSummary:
+    """Tag every document (see `tag_results`) and write it to `out` in input order; failures are logged
+    with file:line. Without `scores` entity scores are null. Counts go to `summary` (a new one if None)
+    as documents are written, so a caller still has them when the run is interrupted.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    summary = summary if summary is not None else TagSummary()
+    started = time.time()
+    with contextlib.closing(tag_results(predictor, docs, chunk_docs, chunk_chars, scores)) as tagged:
+        for batch in tagged:
+            for doc, result in batch:
+                _write_document(doc, result, out, fmt, summary)
+            on_progress(len(batch), sum(len(doc.text) for doc, _ in batch))
     summary.seconds += time.time() - started
     return summary
 

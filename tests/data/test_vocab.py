@@ -176,3 +176,43 @@ def test_sentencepiece_model_maps_each_char_to_its_piece(tmp_path):
     with pytest.raises(ValueError, match="not a SentencePiece model"):
         (tmp_path / "bad.model").write_bytes(b"junk")
         Vocab.from_file(tmp_path / "bad.model")
+
+
+LOOKUP_TOKENS = SPECIALS + ["[unused1]", "，", ",", "ａ", "a", "A", "１", "e", "b", '"', "中"]
+
+
+@pytest.mark.parametrize("ch, fold, exact_first", [
+    ("，", ",", "，"),   # full-width comma: folded to "," vs kept, as a pretrained tokenizer keeps it
+    ("１", "１", "１"),   # no "1": fold falls back to the character as written
+    ("A", "a", "A"),     # uppercase: lower-cased first vs as written
+    ("Ａ", "a", "ａ"),    # no "Ａ": exact_first lower-cases to "ａ" before folding to half-width
+    ("É", "e", "e"),     # accents stripped when no accented form exists
+    ("Ｂ", "b", "b"),    # no "Ｂ"/"ｂ": exact_first folds to half-width, then lower-cases
+    ("“", '"', '"'),     # punctuation fallback
+    ("中", "中", "中"),
+    ("\u3000", "[unused1]", "[unused1]"),  # whitespace handling as before
+    ("\x07", "[unused1]", "[unused1]"),
+    ("\U0001f9ff", "[UNK]", "[UNK]"),
+])
+def test_lookup_orders(tmp_path, ch, fold, exact_first):
+    path = _write(tmp_path, LOOKUP_TOKENS)
+    for mode, expected in (("fold", fold), ("exact_first", exact_first)):
+        vocab = Vocab.from_file(path, char_lookup=mode)
+        assert vocab.char_lookup == mode
+        assert vocab.tokens[vocab.char_to_id(ch)] == expected, (mode, ch)
+        assert vocab.encode([ch, ch]).tolist() == [vocab.token_to_id(expected)] * 2  # cached the same
+    assert Vocab.from_file(path).char_lookup == "fold"  # the default: what every saved model used
+
+
+def test_exact_first_on_a_sentencepiece_style_vocab():
+    vocab = Vocab({"<pad>": 0, "<unk>": 1, "[CLS]": 2, "[SEP]": 3, "\u2581，": 4, "\u2581,": 5, "\u2581": 6},
+                  char_lookup="exact_first")
+    assert (vocab.char_to_id("，"), vocab.char_to_id(" ")) == (4, 6)
+    assert Vocab(dict(zip(vocab.tokens, range(len(vocab))))).char_to_id("，") == 5  # fold
+
+
+def test_unknown_char_lookup_is_refused(tmp_path):
+    path = _write(tmp_path, SPECIALS)
+    with pytest.raises(ValueError, match=r"char_lookup must be one of fold, exact_first, got 'exact'") as info:
+        Vocab.from_file(path, char_lookup="exact")
+    assert str(info.value).startswith(f"{path}: ")
