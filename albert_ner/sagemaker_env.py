@@ -11,7 +11,8 @@ collects them:
                  is an s3:// URI is downloaded first (boto3)
   working dir    $SAGEMAKER_BASE_DIR/checkpoints (/opt/ml/checkpoints: the checkpoint_s3_uri sync
                  folder), so a job restarted after a spot interruption resumes where it stopped
-  SM_MODEL_DIR   the trained model directory and its SavedModel export (export/)
+  SM_MODEL_DIR   the published model's files (config, vocab, weights, manifest), eval_results.json and
+                 the SavedModel export (export/)
   SM_OUTPUT_DATA_DIR  eval_results.json, train_config.json and the TensorBoard logs
 Outside SageMaker the same flags work with local paths (the SM_* defaults are then not used).
 """
@@ -24,8 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from albert_ner.config import MODEL_CONFIG_FILE, TrainConfig
-from albert_ner.data.features import FEATURIZER_FILES
+from albert_ner.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ CHANNELS = {"train": ("training", "train"), "dev": ("validation", "valid", "dev"
 # Hyperparameters the entry point itself takes (beside every TrainConfig field).
 ENTRY_KEYS = {"model_dir", "export", "data_dir", "train_file", "dev_file", "test_file", "vocab_file", "output_dir",
               "config"}
-MODEL_FILES = (MODEL_CONFIG_FILE,) + FEATURIZER_FILES + ("train_config.json", "eval_results.json", "weights")
+MODEL_FILES = ("eval_results.json",)  # beside the published model's files (its train_config.json included)
 OUTPUT_FILES = ("eval_results.json", "train_config.json", "tensorboard")
 
 
@@ -163,8 +163,11 @@ def fetch_s3_prefix(uri: str, dest: Path, client=None) -> Path:
 
 def publish(work_dir: Path, paths: SageMakerPaths, export: bool) -> None:
     """Copy the model to SM_MODEL_DIR (plus a SavedModel export) and reports/logs to SM_OUTPUT_DATA_DIR."""
+    from albert_ner.model.modeldir import open_files
+
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(open_files(work_dir).folder, paths.model_dir, dirs_exist_ok=True)  # checked, as published
     for dest, names in ((paths.model_dir, MODEL_FILES), (paths.output_data_dir, OUTPUT_FILES)):
         for name in names:
             src = work_dir / name

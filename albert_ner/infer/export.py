@@ -4,7 +4,7 @@
     OUT/code/inference.py       SageMaker TFS handler: texts in, entities out
     OUT/code/requirements.txt   what the handler needs besides the standard library
     OUT/code/lib/albert_ner/    the package's TensorFlow-free modules the handler imports
-    OUT/code/model/             model_config.json and the featurizer files (vocab, bigrams)
+    OUT/code/model/             model_config.json, the featurizer files (vocab, bigrams) and their manifest
 `tar -czf model.tar.gz -C OUT .` is what a SageMaker TensorFlow endpoint takes (`--archive`).
 """
 from __future__ import annotations
@@ -20,7 +20,9 @@ from albert_ner.config import MODEL_CONFIG_FILE
 from albert_ner.data.features import FEATURIZER_FILES
 from albert_ner.data.pipeline import CHAR_FEATURES
 from albert_ner.infer.serving import SIGNATURE
-from albert_ner.model.store import load_model
+from albert_ner.model import modeldir
+from albert_ner.model.store import open_model
+from albert_ner.writable import check_output_dir
 
 VERSION = "1"
 REQUIREMENTS = "numpy<2\njieba>=0.42\nsentencepiece\n"
@@ -28,7 +30,7 @@ REQUIREMENTS = "numpy<2\njieba>=0.42\nsentencepiece\n"
 HANDLER_MODULES = ("__init__.py", "config.py", "data/__init__.py", "data/bigrams.py", "data/corpus.py",
                    "data/features.py", "data/lexicon.py", "data/posseg.py", "data/pipeline.py", "data/tags.py",
                    "data/vocab.py", "data/windows.py", "infer/__init__.py", "infer/serving.py", "infer/tagging.py",
-                   "infer/textfiles.py", "infer/windowed.py")
+                   "infer/textfiles.py", "infer/windowed.py", "model/__init__.py", "model/modeldir.py")
 
 
 def serving_function(model) -> tf.types.experimental.ConcreteFunction:
@@ -49,9 +51,15 @@ def serving_function(model) -> tf.types.experimental.ConcreteFunction:
 
 
 def export(model_dir: str | Path, out_dir: str | Path, archive: bool = False) -> Path:
-    """Write the SavedModel, the handler and the featurizer files; optionally OUT.tar.gz beside OUT."""
-    model_dir, out = Path(model_dir), Path(out_dir)
-    model, _ = load_model(model_dir)
+    """Write the SavedModel, the handler and the featurizer files; optionally OUT.tar.gz beside OUT.
+
+    OUT must be a new or empty directory we may write in; that is checked before the model is loaded."""
+    out = Path(out_dir)
+    check_output_dir(out, "export OUT", empty=True)
+    if archive:
+        check_output_dir(out.parent, "export --archive: the folder of OUT.tar.gz")
+    loaded = open_model(model_dir)  # checked; files come from the folder the weights came from
+    model, files = loaded.model, loaded.files
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out}: exists and is not empty")
     module = tf.Module()
@@ -60,8 +68,12 @@ def export(model_dir: str | Path, out_dir: str | Path, archive: bool = False) ->
     code = out / "code"
     (code / "model").mkdir(parents=True)
     for name in (MODEL_CONFIG_FILE,) + FEATURIZER_FILES:
-        if (model_dir / name).is_file():
-            shutil.copyfile(model_dir / name, code / "model" / name)
+        if (files.folder / name).is_file():
+            shutil.copyfile(files.folder / name, code / "model" / name)
+    source = files.manifest or {}
+    modeldir.write_manifest(code / "model", {"vocab_tokens": len(loaded.featurizer.vocab),
+                                             "exported_from": str(files.folder),
+                                             "run_id": source.get("run_id"), "epoch": source.get("epoch")})
     shutil.copyfile(Path(__file__).with_name("sagemaker_inference.py"), code / "inference.py")
     (code / "requirements.txt").write_text(REQUIREMENTS, encoding="utf-8")
     package = Path(albert_ner.__file__).parent

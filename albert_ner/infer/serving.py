@@ -16,12 +16,13 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from albert_ner.config import MODEL_CONFIG_FILE, ModelConfig, load_json
+from albert_ner.config import ModelConfig
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.features import Featurizer
 from albert_ner.data.pipeline import CHAR_FEATURES
 from albert_ner.infer.tagging import entity_records
 from albert_ner.infer.windowed import Runner, WindowedTagger
+from albert_ner.model.modeldir import open_files
 
 SIGNATURE = "serving_default"  # inputs: windowed.INPUT_KEYS, every one present (complete_inputs)
 
@@ -58,10 +59,10 @@ class ServingPipeline:
 
     @classmethod
     def from_dir(cls, files_dir: str | Path, runner: Runner, batch_size: int = 64) -> "ServingPipeline":
-        """Read model_config.json, the vocab and the feature files written by `albert-ner export`."""
-        files_dir = Path(files_dir)
-        config = ModelConfig.from_dict(load_json(files_dir / MODEL_CONFIG_FILE))
-        return cls(config, Featurizer.for_head(files_dir, config.head), runner, batch_size)
+        """Read model_config.json, the vocab and the feature files written by `albert-ner export`, checked as
+        every command checks a model (fields, labels, vocabulary size, the manifest's checksums)."""
+        files = open_files(files_dir)
+        return cls(files.config, files.featurizer, runner, batch_size)
 
     def tag(self, texts: Sequence[str]) -> List[Dict]:
         """Entities (type, start, end, text, score) of every text, offsets into that text."""

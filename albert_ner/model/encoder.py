@@ -13,6 +13,7 @@ from typing import Optional
 import tensorflow as tf
 
 from albert_ner.config import EncoderConfig
+from albert_ner.model.noise import SeededDropout
 
 # Large negative added to attention logits of padded keys. Applied in float32, so it is safe
 # under mixed precision (a -1e9 in float16 would overflow).
@@ -44,7 +45,7 @@ class Embeddings(tf.keras.layers.Layer):
         # Width at which position/type embeddings are added and normalised.
         self.width = c.embedding_size if c.embedding_layout == "project_last" else c.hidden_size
         self.layer_norm = tf.keras.layers.LayerNormalization(epsilon=c.layer_norm_eps, name="LayerNorm")
-        self.dropout = tf.keras.layers.Dropout(c.hidden_dropout_prob)
+        self.dropout = SeededDropout(c.hidden_dropout_prob)
         self.projection_out: Optional[tf.keras.layers.Dense] = None
         if c.embedding_layout == "project_last":
             # Google ALBERT: bert/encoder/embedding_hidden_mapping_in (kernel [E,H] + bias [H]).
@@ -98,7 +99,7 @@ class SelfAttention(tf.keras.layers.Layer):
         dense = lambda name: tf.keras.layers.Dense(c.hidden_size, kernel_initializer=_init(c), name=name)
         self.query, self.key, self.value = dense("query"), dense("key"), dense("value")
         self.output_dense = dense("output_dense")
-        self.attention_dropout = tf.keras.layers.Dropout(c.attention_probs_dropout_prob)
+        self.attention_dropout = SeededDropout(c.attention_probs_dropout_prob)
 
     def _heads(self, x: tf.Tensor) -> tf.Tensor:
         b, t = tf.shape(x)[0], tf.shape(x)[1]
@@ -133,7 +134,7 @@ class TransformerBlock(tf.keras.layers.Layer):
         self.ffn_output = tf.keras.layers.Dense(c.hidden_size, kernel_initializer=_init(c), name="ffn_output")
         self.output_layer_norm = tf.keras.layers.LayerNormalization(
             epsilon=c.layer_norm_eps, name="output_LayerNorm")
-        self.dropout = tf.keras.layers.Dropout(c.hidden_dropout_prob)
+        self.dropout = SeededDropout(c.hidden_dropout_prob)
 
     def call(self, x: tf.Tensor, attention_bias: tf.Tensor, training=None) -> tf.Tensor:
         if self.pre_ln:

@@ -18,6 +18,7 @@ from albert_ner.config import ModelConfig
 from albert_ner.data.lexicon import NUM_BOUNDARY_IDS, NUM_POS_IDS
 from albert_ner.data.pipeline import CHAR_FEATURES
 from albert_ner.model.encoder import TransformerEncoder
+from albert_ner.model.noise import SeededDropout
 from crf import CRF, crf_marginals
 
 
@@ -44,8 +45,8 @@ class NerTagger(tf.keras.Model):
                 tf.keras.layers.RNN(tf.keras.layers.LSTMCell(head.lstm_units, name="lstm_cell"),
                                     return_sequences=True, name="rnn"),
                 name="bilstm")
-        self.input_dropout = tf.keras.layers.Dropout(head.input_dropout)
-        self.head_dropout = tf.keras.layers.Dropout(head.dropout)
+        self.input_dropout = SeededDropout(head.input_dropout)
+        self.head_dropout = SeededDropout(head.dropout)
         # Potentials in float32 whatever the precision policy: the CRF needs the range.
         self.classifier = tf.keras.layers.Dense(len(config.labels), dtype="float32", name="classifier")
         self.crf = CRF(len(config.labels), name="crf")

@@ -1,5 +1,8 @@
 """The training run: data, model, XLA-compiled train step, dev-based selection, resume, final report.
 
+The output directory is locked for the run (train/lock.py); a checkpoint is resumed only when its
+run record matches (train/fingerprint.py); each best epoch is published as a whole (model/modeldir.py).
+
 A hand-written loop rather than model.fit: resuming mid-epoch at the exact batch, two learning
 rates with one loss scale, and fixed-shape bucketed batches are all simpler to get right here.
 """
@@ -9,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import shutil
 import signal
 import threading
 import time
@@ -18,8 +22,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import tensorflow as tf
 
-from albert_ner.config import (MODEL_CONFIG_FILE, EncoderConfig, HeadConfig, ModelConfig, TrainConfig, load_json,
-                               preset_encoder, save_json)
+from albert_ner.config import EncoderConfig, HeadConfig, ModelConfig, TrainConfig, preset_encoder, save_json
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.tags import convert_scheme
 from albert_ner.data.bigrams import BigramVocab
@@ -28,8 +31,11 @@ from albert_ner.data.pipeline import EncodedCorpus, labels_from_sentences, make_
 from albert_ner.data.splits import Splits, load_splits
 from albert_ner.data.vocab import Vocab
 from albert_ner.infer.predictor import INPUT_KEYS, Predictor
-from albert_ner.model import store
+from albert_ner.model import modeldir, store
+from albert_ner.model.noise import step_seed
 from albert_ner.model.tagger import NerTagger
+from albert_ner.train import fingerprint
+from albert_ner.train.lock import hold_output_dir
 from albert_ner.train.optim import DynamicLossScale, make_optimizer
 from albert_ner.train.precision import apply_precision, resolve_jit
 from albert_ner.train.report import entity_report, format_table, metric_lines
@@ -68,7 +74,7 @@ def build_model_config(cfg: TrainConfig, vocab: Vocab, labels, bigram_rows: int)
     head = HeadConfig(lstm_units=cfg.lstm_units, lexicon_dim=cfg.lexicon_dim, pos_dim=cfg.pos_dim,
                       bigram_dim=cfg.bigram_dim,
                       bigram_vocab_size=bigram_rows if cfg.bigram_dim else 0,
-                      input_dropout=cfg.input_dropout, dropout=cfg.head_dropout)
+                      input_dropout=cfg.input_dropout, dropout=cfg.head_dropout, char_lookup=vocab.char_lookup)
     return ModelConfig(encoder=encoder, head=head, labels=tuple(labels), max_seq_len=cfg.max_seq_len)
 
 
@@ -118,6 +124,9 @@ class TrainState(tf.Module):
         self.best_epoch = tf.Variable(-1, dtype=tf.int64, trainable=False)
         self.bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.samples = tf.Variable(0, dtype=tf.int64, trainable=False)
+        # The epoch's loss so far, so that a resumed epoch reports the mean over all its batches.
+        self.epoch_loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self.epoch_loss_batches = tf.Variable(0, dtype=tf.int64, trainable=False)
 
 
 class Trainer:
@@ -130,18 +139,35 @@ class Trainer:
 
     # ---- setup -------------------------------------------------------------------------------
     def _setup(self) -> None:
+        """Check that a checkpoint to resume is of this run, then data, model, optimizers; runs under the lock."""
         cfg = self.cfg
         tf.keras.utils.set_random_seed(cfg.seed)
         self.policy = apply_precision(cfg.precision)
         self.jit = resolve_jit(cfg.jit)
         log.info("XLA compilation of train/predict steps: %s", "on" if self.jit else "off")
+        self._check_resume()
         self._prepare_data()
         self._build_model_and_optimizers()
+        self._start_run()
+
+    def _check_resume(self) -> None:
+        """Before any work: resume only a checkpoint whose run record matches this run's settings and files."""
+        ckpt_dir = self.out / CHECKPOINT_DIR
+        self.fingerprint = fingerprint.run_fingerprint(self.cfg)
+        latest = tf.train.latest_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+        self.run_record: Optional[Dict] = None
+        if not (self.cfg.resume and latest):
+            return
+        record = fingerprint.load_run_record(ckpt_dir)
+        diffs = fingerprint.differences(record["fingerprint"], self.fingerprint)
+        if diffs:
+            raise fingerprint.ResumeMismatch(fingerprint.mismatch_message(ckpt_dir, diffs))
+        self.run_record = record
 
     def _prepare_data(self) -> None:
-        """Read and validate the corpora, build the featurizer, write the model files, plan batches."""
+        """Read and validate the corpora, build the featurizer and the model config, plan batches."""
         cfg = self.cfg
-        self.vocab = Vocab.from_file(cfg.vocab_file)
+        self.vocab = Vocab.from_file(cfg.vocab_file, char_lookup=cfg.char_lookup_mode())
         self.splits: Splits = load_splits(cfg.train_file, cfg.dev_file, cfg.test_file, cfg.dev_fraction, cfg.seed,
                                           strict=cfg.strict_tags, max_train_sentences=cfg.max_train_sentences)
         if cfg.tag_scheme != "keep":  # learn another scheme; dev/test gold stay as they are
@@ -155,9 +181,7 @@ class Trainer:
                      cfg.bigram_min_count)
         self.featurizer = Featurizer(self.vocab, lexicon=cfg.lexicon_dim > 0, bigrams=bigrams, pos=cfg.pos_dim > 0)
         self.model_config = build_model_config(cfg, self.vocab, labels, len(bigrams) if bigrams else 0)
-        self._check_resume_compatible()
-        store.write_model_files(self.out, self.model_config, self.featurizer, cfg.vocab_file)
-        save_json(cfg, self.out / TRAIN_CONFIG_FILE)
+        self._check_resume_model_config()
         unknown = self.vocab.unknown_chars(c for s in self.splits.train for c in s.chars)
         if unknown:
             log.info("%d distinct training characters (%d occurrences) map to [UNK]; most common: %s",
@@ -204,19 +228,53 @@ class Trainer:
         self.train_step = tf.function(self._train_step, jit_compile=self.jit, reduce_retracing=True)
         self.predictor = Predictor(self.model, self.featurizer, cfg.eval_batch_size, cfg.window_overlap, jit=self.jit)
 
-    def _check_resume_compatible(self) -> None:
-        path = self.out / MODEL_CONFIG_FILE
-        if self.cfg.resume and (self.out / CHECKPOINT_DIR).is_dir() and path.is_file():
-            if load_json(path) != json.loads(json.dumps(dataclasses.asdict(self.model_config))):
-                raise ValueError(f"{self.out}: holds a checkpoint of a different model configuration; "
-                                 "use another --output-dir or --no-resume")
+    def _model_config_dict(self) -> Dict:
+        return json.loads(json.dumps(dataclasses.asdict(self.model_config)))
+
+    def _check_resume_model_config(self) -> None:
+        """Same settings and files make the same model; this catches what they cannot (e.g. a label-set change)."""
+        if self.run_record is not None and self.run_record.get("model_config") != self._model_config_dict():
+            raise fingerprint.ResumeMismatch(fingerprint.mismatch_message(
+                self.out / CHECKPOINT_DIR, ["model configuration (model_config in run.json) differs"]))
+
+    def _start_run(self) -> None:
+        """Restore the checkpoint of this run, or discard any other and record this run's fingerprint."""
+        cfg, ckpt_dir = self.cfg, self.out / CHECKPOINT_DIR
+        stale = modeldir.remove_stale_staging(self.out)
+        if stale:
+            log.info("removed %d staging folder(s) of an interrupted publish: %s", len(stale),
+                     ", ".join(p.name for p in stale))
+        if self.run_record is not None:
+            latest = self.manager.latest_checkpoint
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            saved_epochs = self.run_record.get("epochs")
+            if saved_epochs is not None and saved_epochs != cfg.epochs:
+                log.warning("resuming with --epochs %d (the checkpoint's run had %d): the learning-rate schedule "
+                            "is stretched over the new total from here on", cfg.epochs, saved_epochs)
+            log.info("resumed from %s at epoch %d, batch %d", latest, int(self.state.epoch),
+                     int(self.state.batch_in_epoch))
+        else:
+            if ckpt_dir.is_dir():
+                if tf.train.latest_checkpoint(str(ckpt_dir)):
+                    log.info("starting over: the checkpoint in %s is discarded (--no-resume)", ckpt_dir)
+                shutil.rmtree(ckpt_dir)
+                self.manager = tf.train.CheckpointManager(self.checkpoint, str(ckpt_dir), max_to_keep=1)
+            self.run_record = fingerprint.new_run_record(self.fingerprint, self._model_config_dict())
+        self.run_record["epochs"] = cfg.epochs
+        fingerprint.save_run_record(ckpt_dir, self.run_record)
+        self.run_id: str = self.run_record["run_id"]
+        save_json(cfg, self.out / TRAIN_CONFIG_FILE)
 
     # ---- the compiled step -------------------------------------------------------------------
     def _train_step(self, batch: Dict[str, tf.Tensor]):
         model = self.model
         inputs = {k: batch[k] for k in INPUT_KEYS if k in batch}
         enc_vars, head_vars = model.encoder_variables, model.head_variables
-        with tf.GradientTape() as tape:
+        # Dropout masks are a function of (seed, epoch, batch), all in the checkpoint: a resumed run draws
+        # exactly the masks the uninterrupted one would have.
+        seed = tf.stack([tf.constant(self.cfg.seed, tf.int64), self.state.epoch])
+        seed = tf.random.experimental.stateless_fold_in(seed, self.state.batch_in_epoch)
+        with tf.GradientTape() as tape, step_seed(seed):
             loss = model.nll_loss(inputs, batch["labels"], training=True)
             scaled = loss * self.loss_scale.scale if self.loss_scale is not None else loss
         grads = tape.gradient(scaled, enc_vars + head_vars)
@@ -246,16 +304,15 @@ class Trainer:
 
     # ---- the run -----------------------------------------------------------------------------
     def run(self) -> Dict:
-        """Train, select on dev, evaluate the best model on dev and test; returns the results."""
+        """Train, select on dev, evaluate the best model on dev and test; returns the results.
+
+        The output directory is locked for the whole run: a second run into it fails at once.
+        """
         started = time.time()
-        self._setup()
-        cfg, state = self.cfg, self.state
-        if cfg.resume and self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            log.info("resumed from %s at epoch %d, batch %d", self.manager.latest_checkpoint,
-                     int(state.epoch), int(state.batch_in_epoch))
-        with stop_on_signals() as stop:
-            return self._train(started, stop)
+        with hold_output_dir(self.out):
+            self._setup()
+            with stop_on_signals() as stop:
+                return self._train(started, stop)
 
     def _train(self, started: float, stop: StopRequest) -> Dict:
         cfg, state = self.cfg, self.state
@@ -267,7 +324,7 @@ class Trainer:
             epoch, skip = int(state.epoch), int(state.batch_in_epoch)
             bar = tqdm(total=self.steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                        unit="batch", disable=None, mininterval=2.0)
-            losses: List[float] = []
+            losses: List[float] = []  # this process's batches, for the step lines
             t_epoch = time.time()
             for batch in self.planner.dataset(shuffle=True, seed=cfg.seed, epoch=epoch, skip=skip):
                 t0 = time.time()
@@ -279,6 +336,8 @@ class Trainer:
                     train_samples += rows
                 state.samples.assign_add(rows)
                 state.batch_in_epoch.assign_add(1)
+                state.epoch_loss_sum.assign_add(loss)
+                state.epoch_loss_batches.assign_add(1)
                 losses.append(loss)
                 step = int(self.head_opt.iterations)
                 bar.update(1)
@@ -307,7 +366,9 @@ class Trainer:
                 self._dev_corpus = self.featurizer.encode(self.splits.dev)
             report = self.evaluate(self.splits.dev, self._dev_corpus)
             f1 = report["f1"]
-            emit(f"epoch = {epoch + 1}; epoch_train_loss = {np.mean(losses) if losses else float('nan'):.4f}; "
+            batches = int(state.epoch_loss_batches)  # the whole epoch's, also across a resume
+            epoch_loss = float(state.epoch_loss_sum) / batches if batches else float("nan")
+            emit(f"epoch = {epoch + 1}; epoch_train_loss = {epoch_loss:.4f}; "
                  f"dev_f1 = {f1:.4f}; epoch_seconds = {time.time() - t_epoch:.1f}")
             with writer.as_default(step=int(self.head_opt.iterations)):
                 tf.summary.scalar("dev/f1", f1)
@@ -317,13 +378,14 @@ class Trainer:
                 state.best_f1.assign(f1)
                 state.best_epoch.assign(epoch + 1)
                 state.bad_epochs.assign(0)
-                store.save_weights(self.model, self.out)
-                log.info("new best dev F1 %.4f at epoch %d: weights saved to %s", f1, epoch + 1,
-                         self.out / store.WEIGHTS_PREFIX)
+                folder = self._publish(epoch=epoch + 1, dev_f1=f1)
+                log.info("new best dev F1 %.4f at epoch %d: model published as %s", f1, epoch + 1, folder)
             else:
                 state.bad_epochs.assign_add(1)
             state.epoch.assign_add(1)
             state.batch_in_epoch.assign(0)
+            state.epoch_loss_sum.assign(0.0)
+            state.epoch_loss_batches.assign(0)
             self.manager.save(checkpoint_number=int(self.head_opt.iterations))
         writer.flush()
         return self._final_report(started, train_samples, train_seconds)
@@ -334,12 +396,31 @@ class Trainer:
             return True
         return False
 
+    def _publish(self, epoch: Optional[int], dev_f1: Optional[float]) -> Path:
+        """Publish the current weights with config, vocabularies and train config as the output's model."""
+        info = {"run_id": self.run_id, "epoch": epoch, "dev_f1": dev_f1, "step": int(self.head_opt.iterations)}
+        folder = store.publish_model(self.out, self.model, self.featurizer, self.cfg.vocab_file, info,
+                                     extra_files=[self.out / TRAIN_CONFIG_FILE])
+        removed = modeldir.remove_flat_files(self.out)
+        if removed:
+            log.info("removed the previous model's flat-layout files from %s: %s", self.out,
+                     ", ".join(p.name for p in removed))
+        return folder
+
+    def _best_folder(self) -> Path:
+        """The published folder of this run's best epoch (publishing the current weights if there is none)."""
+        folder = modeldir.current_folder(self.out)
+        manifest = modeldir.read_manifest(folder) if folder is not None else None
+        if manifest is None or manifest.get("run_id") != self.run_id:
+            folder = self._publish(epoch=None, dev_f1=None)  # e.g. all epochs done before this resume
+        return folder
+
     def _final_report(self, started: float, train_samples: int, train_seconds: float) -> Dict:
         """Reload the best weights, evaluate dev (and test), write eval_results.json, print metric lines."""
-        if not tf.io.gfile.exists(str(self.out / store.WEIGHTS_PREFIX) + ".index"):
-            store.save_weights(self.model, self.out)  # e.g. epochs already done on resume with no best yet
-        tf.train.Checkpoint(model=self.model).read(str(self.out / store.WEIGHTS_PREFIX)).expect_partial()
+        folder = self._best_folder()
+        store.restore_weights(self.model, folder)
         results: Dict = {
+            "model": str(folder),
             "best_epoch": int(self.state.best_epoch),
             "epochs_run": int(self.state.epoch),
             "steps": int(self.head_opt.iterations),
@@ -348,6 +429,7 @@ class Trainer:
             "jit": self.jit,
             "train_samples_per_sec": (train_samples / train_seconds) if train_seconds else None,
             "corpora": [dataclasses.asdict(s) for s in self.splits.stats],
+            "unseen_types": self.splits.unseen_types,  # entity types of dev/test that train lacks, with counts
             "pretrained_init": self.init_report,
         }
         for name, sentences in (("dev", self.splits.dev), ("test", self.splits.test)):

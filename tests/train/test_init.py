@@ -68,6 +68,11 @@ def test_convert_then_train_from_the_converted_encoder(msra_slice, tmp_path, voc
     np.testing.assert_array_equal(word, tensors["bert/embeddings/word_embeddings"])
     assert trainer.model_config.encoder.hidden_act == "relu"
     assert trainer.model_config.encoder.embedding_layout == "project_last"
+    # a pretrained encoder keeps its tokenizer's ids (exact_first); from scratch characters are folded
+    assert trainer.model_config.head.char_lookup == "exact_first" and trainer.vocab.char_lookup == "exact_first"
+    scratch = Trainer(tiny_config(data, tmp_path / "scratch", vocab_path))
+    scratch._setup()
+    assert scratch.model_config.head.char_lookup == "fold" and scratch.vocab.char_lookup == "fold"
     # no warmup in tiny_config: step 0 runs at the peak, 5e-5 by default for a pretrained encoder
     assert float(trainer.encoder_opt.learning_rate) == pytest.approx(5e-5)
     assert float(trainer.head_opt.learning_rate) == pytest.approx(cfg.head_lr)
@@ -94,6 +99,7 @@ def test_train_init_reads_a_published_checkpoint_and_its_vocab_directly(msra_sli
     assert saved["vocab_file"].endswith("vocab_chinese.txt") and saved["init"] == str(tmp_path / "src")
     results = json.loads((tmp_path / "run/eval_results.json").read_text())
     assert len(results["pretrained_init"]["loaded"]) == 23
+    assert results["unseen_types"] == {}  # dev is train here: no type is missing from train
     # the saved model holds the fine-tuned encoder, readable without the source checkpoint
     shutil.rmtree(tmp_path / "src")
     model, _ = load_model(tmp_path / "run")

@@ -8,6 +8,7 @@ import tensorflow as tf
 from albert_ner.config import TrainConfig
 from albert_ner.data.corpus import read_corpus
 from albert_ner.infer.predictor import Predictor
+from albert_ner.model.modeldir import resolve
 from albert_ner.model.store import load_model
 from albert_ner.train.loop import Trainer, train
 
@@ -27,7 +28,7 @@ def test_tiny_model_overfits_20_msra_sentences(msra_slice, tmp_path, vocab_path,
     data = msra_slice(20)
     cfg = tiny_config(data, tmp_path / "run", vocab_path, epochs=40, lexicon_dim=4, tag_scheme=scheme)
     results = train(cfg)
-    labels = json.loads((tmp_path / "run" / "model_config.json").read_text())["labels"]
+    labels = json.loads((resolve(tmp_path / "run") / "model_config.json").read_text())["labels"]
     assert ("S-PER" in labels and "E-LOC" in labels) == (scheme == "BIOES")
     assert results["dev"]["f1"] == 1.0  # BIOES predictions scored against the BIO gold as entities
     assert results["dev"]["sentences"] == 20
