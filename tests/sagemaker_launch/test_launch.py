@@ -1,133 +1,226 @@
-"""The launcher against the real SageMaker Python SDK (v2) and a local AWS double (moto, 127.0.0.1).
+"""Training launches against the real SageMaker Python SDK (v2) and a local AWS double (moto, 127.0.0.1).
 
 Asserts the CreateTrainingJob request the SDK sends (image, hyperparameters, channels, metric
-definitions, checkpoint and spot settings, output path) and what was uploaded to S3. Nothing leaves
-this machine: every AWS endpoint is the moto server, and proxies point nowhere for anything else
-(the SDK's failure telemetry included).
+definitions, checkpoint and spot settings, output path), what was uploaded to S3 and where, and what is
+refused before anything is created (hyperparameters, region, role partition, spot settings).
 """
-import importlib.util
 import io
+import json
 import os
+import subprocess
+import sys
 import tarfile
-from pathlib import Path
 
 import pytest
 
+from tests.sagemaker_launch.conftest import BUCKET, OFFLINE, ROLE, ROOT, channel_data, load_launcher, s3_keys
+
 pytest.importorskip("sagemaker", reason="the [sagemaker] extra is not installed")
-moto_server = pytest.importorskip("moto.server", reason="the [sagemaker] extra is not installed")
-
-ROOT = Path(__file__).resolve().parents[2]
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
-BUCKET = "albert-ner-test"
+pytest.importorskip("moto.server", reason="the [sagemaker] extra is not installed")
 
 
-def load_launcher():
-    spec = importlib.util.spec_from_file_location("albert_ner_launch", ROOT / "sagemaker" / "launch.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def launch(argv, sm, capsys):
+    """(exit status, printed plan or None, stderr) of one launcher run."""
+    code = load_launcher().main(argv, session=sm)
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else None), err
 
 
-@pytest.fixture(scope="module")
-def aws():
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    saved = dict(os.environ)
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_EC2_METADATA_DISABLED="true",
-                      HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9",
-                      NO_PROXY="127.0.0.1,localhost", SAGEMAKER_SUPPRESS_V2_WARNING="1")
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        server.stop()
-
-
-@pytest.fixture
-def session(aws):
-    import boto3
-    import sagemaker
-
-    boto_session = boto3.Session(region_name="us-east-1")
-    boto_session.client("s3").create_bucket(Bucket=BUCKET)
-    sm = sagemaker.Session(boto_session, default_bucket=BUCKET)
-    requests = []
-    sm.sagemaker_client.meta.events.register(
-        "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **kw: requests.append(params))
-    return sm, requests
-
-
-def channel_data(tmp_path):
-    (tmp_path / "msra").mkdir()
-    (tmp_path / "msra" / "train.txt").write_text("张\tB-PER\n三\tI-PER\n\n", encoding="utf-8")
-    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n", encoding="utf-8")
-    return tmp_path
-
-
-def s3_keys(sm, prefix=""):
-    return [o["Key"] for o in sm.boto_session.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix).get(
-        "Contents", [])]
-
-
-def test_byos_request_and_uploads(session, tmp_path):
+def test_byos_request_and_uploads(session, tmp_path, capsys):
     sm, requests = session
     data = channel_data(tmp_path)
-    launcher = load_launcher()
-    code = launcher.main(["byos", "--role", ROLE, "--train", str(data / "msra"), "--vocab", str(data / "vocab.txt"),
-                          "--test", "s3://public-bucket/msra/test.txt", "--hp", "epochs=3", "--hp", "init=albert_base_zh",
-                          "--hp", "jit=true", "--spot", "--checkpoint-s3-uri", f"s3://{BUCKET}/checkpoints/run1",
-                          "--instance-type", "ml.g4dn.xlarge", "--output-path", f"s3://{BUCKET}/models"], session=sm)
-    assert code == 0 and len(requests) == 1
+    code, plan, err = launch(["byos", "--role", ROLE, "--train", str(data / "msra"), "--vocab", str(data / "vocab.txt"),
+                              "--test", "s3://public-bucket/msra/test.txt", "--hp", "epochs=3", "--hp",
+                              "init=albert_base_zh", "--hp", "jit=true", "--spot", "--checkpoint-s3-uri",
+                              f"s3://{BUCKET}/checkpoints/run1", "--instance-type", "ml.g4dn.xlarge",
+                              "--output-path", f"s3://{BUCKET}/models"], sm, capsys)
+    assert code == 0 and len(requests) == 1, err
     req = requests[0]
+    job = req["TrainingJobName"]
+    assert plan["job_name"] == plan["training_job"] == job and job.startswith("albert-ner-")
     image = req["AlgorithmSpecification"]["TrainingImage"]
     assert image.endswith("/tensorflow-training:2.14-gpu-py310") and image.startswith("763104351884.dkr.ecr.us-east-1")
     hp = {k: v.strip('"') for k, v in req["HyperParameters"].items()}
     assert hp["epochs"] == "3" and hp["init"] == "albert_base_zh" and hp["jit"] == "true"
-    assert hp["sagemaker_program"] == "train.py" and hp["sagemaker_submit_directory"].startswith(f"s3://{BUCKET}/")
+    assert hp["sagemaker_program"] == "train.py"
+    assert hp["sagemaker_submit_directory"] == f"s3://{BUCKET}/albert-ner/{job}/source/sourcedir.tar.gz"
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in req["InputDataConfig"]}
-    assert channels["train"] == f"s3://{BUCKET}/albert-ner/train"
-    assert channels["vocab"] == f"s3://{BUCKET}/albert-ner/vocab/vocab.txt"
+    assert channels["train"] == f"s3://{BUCKET}/albert-ner/{job}/input/train"
+    assert channels["vocab"] == f"s3://{BUCKET}/albert-ner/{job}/input/vocab/vocab.txt"
     assert channels["test"] == "s3://public-bucket/msra/test.txt"
+    assert {k: v["uri"] for k, v in plan["channels"].items()} == channels
     metrics = {m["Name"]: m["Regex"] for m in req["AlgorithmSpecification"]["MetricDefinitions"]}
-    assert metrics["eval:f1"] == r"eval_f1 = ([0-9.]+)" and "train:loss" in metrics
+    assert metrics == {m["Name"]: m["Regex"] for m in load_launcher().METRIC_DEFINITIONS}
     assert req["CheckpointConfig"]["S3Uri"] == f"s3://{BUCKET}/checkpoints/run1"
     assert req["EnableManagedSpotTraining"] is True
-    assert req["StoppingCondition"]["MaxWaitTimeInSeconds"] >= req["StoppingCondition"]["MaxRuntimeInSeconds"]
+    assert req["StoppingCondition"]["MaxWaitTimeInSeconds"] == 2 * req["StoppingCondition"]["MaxRuntimeInSeconds"]
     assert req["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/models"
     assert req["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge" and req["RoleArn"] == ROLE
-    # uploads: the data, and the source bundle with train.py at its root and the packages beside it
-    assert "albert-ner/train/train.txt" in s3_keys(sm, "albert-ner/")
-    bundle_key = hp["sagemaker_submit_directory"][len(f"s3://{BUCKET}/"):]
-    body = sm.boto_session.client("s3").get_object(Bucket=BUCKET, Key=bundle_key)["Body"].read()
-    names = tarfile.open(fileobj=io.BytesIO(body)).getnames()
+    # uploads: the data under this launch's prefix, and the source bundle (train.py at its root)
+    assert s3_keys(sm, f"albert-ner/{job}/input/") == [f"albert-ner/{job}/input/train/train.txt",
+                                                       f"albert-ner/{job}/input/vocab/vocab.txt"]
+    body = sm.boto_session.client("s3").get_object(Bucket=BUCKET, Key=f"albert-ner/{job}/source/sourcedir.tar.gz")
+    names = tarfile.open(fileobj=io.BytesIO(body["Body"].read())).getnames()
     assert "train.py" in names and "requirements.txt" in names and "albert_ner/sagemaker_env.py" in names
 
 
-def test_byoc_uses_the_given_image_and_no_source_bundle(session, tmp_path):
+def test_byoc_uses_the_given_image_and_no_source_bundle(session, tmp_path, capsys):
     sm, requests = session
     data = channel_data(tmp_path)
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/albert-ner:latest"
-    assert load_launcher().main(["byoc", "--role", ROLE, "--image-uri", image, "--train", str(data / "msra"),
-                                 "--instance-type", "ml.g5.xlarge", "--hp", "epochs=1"], session=sm) == 0
+    code, plan, err = launch(["byoc", "--role", ROLE, "--image-uri", image, "--train", str(data / "msra"),
+                              "--instance-type", "ml.g5.xlarge", "--hp", "epochs=1"], sm, capsys)
+    assert code == 0, err
     req = requests[-1]
-    assert req["AlgorithmSpecification"]["TrainingImage"] == image
+    assert req["AlgorithmSpecification"]["TrainingImage"] == image == plan["image_uri"]
     assert "sagemaker_submit_directory" not in req["HyperParameters"]
     assert req["HyperParameters"]["epochs"].strip('"') == "1"
     assert "EnableManagedSpotTraining" not in req or req["EnableManagedSpotTraining"] is False
+    # the model lands under the launch's own prefix too (the SDK adds <job>/output/model.tar.gz)
+    assert req["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/albert-ner"
 
 
-def test_spot_without_checkpoints_and_unknown_versions_are_refused(session, tmp_path):
-    sm, _ = session
+def test_each_launch_reads_only_its_own_uploads(session, tmp_path, capsys):
+    """An earlier launch's dev.txt must not turn up in a later launch's train channel (it would drive model
+    selection and the reported scores)."""
+    sm, requests = session
+    first = channel_data(tmp_path / "a", files=("train.txt", "dev.txt", "test.txt"))
+    second = channel_data(tmp_path / "b", files=("train.txt",))
+    uris = []
+    for data in (first, second):
+        assert load_launcher().main(["byoc", "--role", ROLE, "--image-uri", "123456789012.dkr.ecr.us-east-1.amazonaws"
+                                     ".com/x:1", "--train", str(data / "msra")], session=sm) == 0
+        uris.append({c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+                     for c in requests[-1]["InputDataConfig"]}["train"])
+    assert uris[0] != uris[1]
+    second_prefix = uris[1][len(f"s3://{BUCKET}/"):] + "/"
+    assert [k.rsplit("/", 1)[-1] for k in s3_keys(sm, second_prefix)] == ["train.txt"]
+    assert sorted(k.rsplit("/", 1)[-1] for k in s3_keys(sm, uris[0][len(f"s3://{BUCKET}/"):] + "/")) == [
+        "dev.txt", "test.txt", "train.txt"]
+
+
+class NoAWS:
+    """A session stand-in that fails the test if the launcher touches AWS at all."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the launcher used the AWS session ({name}) before refusing")
+
+
+def test_bad_hyperparameters_are_all_named_before_anything_is_created(tmp_path, capsys):
+    data = channel_data(tmp_path)
+    code = load_launcher().main(["byos", "--role", ROLE, "--train", str(data / "msra"), "--hp", "epoch=3",
+                                 "--hp", "lstm-units=big", "--hp", "jit=maybe", "--hp", "precision=fp8",
+                                 "--hp", "export=perhaps", "--hp", "max_seq_len=5000", "--hp", "warmup_ratio=0.1"],
+                                session=NoAWS())
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: 6 problem(s) with --hp, nothing was started: "), err
+    for part in ("unknown hyperparameter 'epoch' (did you mean 'epochs'?)", "lstm_units='big': argument --lstm-units: "
+                 "invalid int value: 'big'", "jit='maybe': argument --jit: expected a boolean, got 'maybe'",
+                 "export: expected a boolean, got 'perhaps'", "precision must be one of",
+                 "max_seq_len must be in 3..4096, got 5000"):
+        assert part in lines[0], (part, lines[0])
+    assert "warmup_ratio" not in lines[0]
+
+
+def test_good_hyperparameters_pass_the_check():
+    launcher = load_launcher()
+    hp = launcher.parse_hyperparameters(["epochs=3", "lstm-units=256", "jit=true", "init=s3://b/albert",
+                                         "--encoder-lr=2e-5", "export=false", "data_dir=/opt/ml/input/data/x",
+                                         "patience=0", "resume=False"])
+    launcher.check_hyperparameters(hp)  # no error
+    with pytest.raises(launcher.LaunchError, match="--hp epochs is given twice"):
+        launcher.parse_hyperparameters(["epochs=3", "epochs=4"])
+
+
+def offline_env(**extra):
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true", "HTTPS_PROXY": OFFLINE,
+           "HTTP_PROXY": OFFLINE, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+           "PYTHONPATH": str(ROOT)}
+    env.update(extra)
+    return env
+
+
+def dry_run(argv, cwd):
+    """The launcher as a user runs it, offline (no AWS endpoint is reachable)."""
+    return subprocess.run([sys.executable, str(ROOT / "sagemaker" / "launch.py"), *argv, "--dry-run"], cwd=cwd,
+                          env=offline_env(AWS_DEFAULT_REGION="eu-west-1"), capture_output=True, text=True, timeout=120)
+
+
+def test_several_training_instances_are_refused_before_anything_starts(tmp_path):
+    """Until training runs across hosts, a second instance would only train the same model again at full price."""
+    proc = dry_run(["byos", "--role", ROLE, "--train", "s3://data/msra/", "--instance-count", "2"], tmp_path)
+    assert proc.returncode == 2 and "--instance-count 2: training across several instances is not supported" \
+        in proc.stderr and not proc.stdout
+
+
+def test_dry_run_prints_every_cost_setting_as_clean_json(tmp_path):
+    """stdout is one JSON document (the SDK's own notices go to stderr), and nothing is sent anywhere."""
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/albert-ner:v1"
+    proc = dry_run(["byoc", "--role", ROLE, "--image-uri", image, "--train", "s3://data/msra/", "--spot",
+                    "--checkpoint-s3-uri", "s3://my-bucket/ckpt", "--max-run", "3600", "--instance-type",
+                    "ml.g5.xlarge", "--instance-count", "1", "--output-path", "s3://my-bucket/models", "--hp",
+                    "epochs=2"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert {k: plan[k] for k in ("instance_type", "instance_count", "use_spot_instances", "max_run", "max_wait",
+                                 "checkpoint_s3_uri", "output_path", "role", "region", "image_uri", "dry_run")} == {
+        "instance_type": "ml.g5.xlarge", "instance_count": 1, "use_spot_instances": True, "max_run": 3600,
+        "max_wait": 7200, "checkpoint_s3_uri": "s3://my-bucket/ckpt", "output_path": "s3://my-bucket/models",
+        "role": ROLE, "region": "eu-west-1", "image_uri": image, "dry_run": True}
+    assert plan["hyperparameters"] == {"epochs": "2"} and plan["metric_definitions"]
+    assert plan["channels"] == {"train": {"source": "s3://data/msra/", "uri": "s3://data/msra/"}}
+    # local data: the plan names this launch's own prefix in the bucket, and the TensorFlow image
+    data = channel_data(tmp_path)
+    proc = dry_run(["byos", "--role", ROLE, "--train", str(data / "msra"), "--bucket", "my-bucket"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["image_uri"] == "763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-training:2.14-gpu-py310"
+    assert plan["output_path"] == "s3://my-bucket/albert-ner" and plan["use_spot_instances"] is False
+    assert plan["channels"] == {"train": {"source": str(data / "msra"),
+                                          "uri": f"s3://my-bucket/albert-ner/{plan['job_name']}/input/train"}}
+
+
+def test_missing_region_is_one_clear_line(tmp_path):
+    data = channel_data(tmp_path)
+    proc = subprocess.run([sys.executable, str(ROOT / "sagemaker" / "launch.py"), "byos", "--role", ROLE,
+                           "--train", str(data / "msra"), "--dry-run"], cwd=tmp_path,
+                          env=offline_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("error: no AWS region: pass --region REGION, set "
+                                                    "AWS_DEFAULT_REGION, or run `aws configure set region REGION`")
+
+
+def test_china_regions_use_their_partition(aws, tmp_path, capsys):
     data = channel_data(tmp_path)
     launcher = load_launcher()
-    with pytest.raises(SystemExit, match="--spot needs --checkpoint-s3-uri"):
-        launcher.main(["byos", "--role", ROLE, "--train", str(data / "msra"), "--spot"], session=sm)
-    with pytest.raises(SystemExit, match="TensorFlow 2.15 \\(py310\\) has no SageMaker training image"):
-        launcher.main(["byos", "--role", ROLE, "--train", str(data / "msra"), "--framework-version", "2.15"],
-                      session=sm)
+    argv = ["byos", "--train", str(data / "msra"), "--region", "cn-north-1", "--dry-run", "--role"]
+    assert launcher.main(argv + [ROLE]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: --role {ROLE} is in partition aws, but region cn-north-1 is "
+                                               "in aws-cn (arn:aws-cn:iam::...)")
+    assert launcher.main(argv + ["arn:aws-cn:iam::123456789012:role/SageMakerRole"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["channels"]["train"]["uri"].startswith("s3://sagemaker-cn-north-1-123456789012/albert-ner/")
+    assert plan["image_uri"] == "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/tensorflow-training:2.14-gpu-py310"
+
+
+def test_spot_and_version_mistakes_are_refused(session, tmp_path, capsys):
+    sm, requests = session
+    data = channel_data(tmp_path)
+    before = len(requests)
+    base = ["byos", "--role", ROLE, "--train", str(data / "msra")]
+    for extra, message in ((["--spot"], "--spot needs --checkpoint-s3-uri, so that an interrupted job can resume"),
+                           (["--spot", "--checkpoint-s3-uri", "s3://b/c", "--max-run", "100", "--max-wait", "50"],
+                            "--max-wait 50 is shorter than --max-run 100"),
+                           (["--checkpoint-s3-uri", "/tmp/ckpt"], "--checkpoint-s3-uri /tmp/ckpt: expected s3://..."),
+                           (["--framework-version", "2.15"],
+                            "TensorFlow 2.15 (py310) has no SageMaker training image")):
+        code, _, err = launch(base + extra, sm, capsys)
+        assert code == 2 and err.startswith(f"error: {message}") and "Traceback" not in err, err
+    assert len(requests) == before
 
 
 def test_pretrained_weights_by_s3_uri_are_downloaded(aws, tmp_path):
