@@ -34,7 +34,15 @@ FIELD_HELP: Dict[str, str] = {
     "dev_fraction": "fraction of train sentences held out as dev when no dev file is given",
     "init": "pretrained encoder: a known name (see `albert-ner download --list`; downloaded once into "
             "$ALBERT_NER_CACHE), a directory from `albert-ner convert`, or a published checkpoint directory or "
-            "file (brightmart/Google ALBERT TF1, Hugging Face, ERNIE params/, .pdparams); brings its config and vocab",
+            "file (brightmart/Google ALBERT TF1, Hugging Face, ERNIE params/, .pdparams); brings its config and vocab. "
+            "Or a model written by `albert-ner train` (its --output-dir, or an archive of it such as a SageMaker "
+            "job's model.tar.gz) to train on: the whole model continues when the labels and head settings are the "
+            "same, else the encoder does and the head starts fresh",
+    "char_embeddings": "pretrained character vectors for a character table trained from scratch: word2vec text "
+                       "('COUNT DIM' header, then 'char v1 ... vDIM'; may be .gz/.xz/.bz2) or X.npy with its "
+                       "tokens in X.vocab.txt (or X.txt); sets the rows of the characters it has (a preset's "
+                       "table takes the vectors' width); coverage is logged and in eval_results.json",
+    "freeze_char_embeddings": "keep the rows set from --char-embeddings unchanged while training",
     "encoder_config": "published encoder config JSON (albert_zh, Google ALBERT, BERT, ERNIE)",
     "encoder_preset": f"encoder size when no --encoder-config is given: {', '.join(PRESETS)}",
     "encoder_dropout": "dropout inside the encoder (overrides the config's values)",

@@ -423,11 +423,17 @@ class TrainConfig:
     # for model selection; the test set is never used for selection.
     dev_fraction: float = 0.05
     # Pretrained encoder: a directory from `albert-ner convert` or any published checkpoint
-    # (TF1, Hugging Face, ERNIE params/, .pdparams); its config and vocab come with it.
+    # (TF1, Hugging Face, ERNIE params/, .pdparams); its config and vocab come with it. Or a model
+    # written by `albert-ner train` (its directory, or an archive such as a SageMaker model.tar.gz):
+    # training continues from it, the head too when the label set and head shape are the same.
     init: Optional[str] = None
     encoder_config: Optional[str] = None  # a published albert/bert/ernie config JSON
     encoder_preset: str = "cpu-small"  # used when encoder_config is not given
     encoder_dropout: Optional[float] = None  # overrides the config's dropouts (0.0 in albert_zh configs)
+    # Pretrained character vectors (word2vec text, optionally .gz/.xz/.bz2, or X.npy + X.vocab.txt) for
+    # the rows of a character table trained from scratch; a preset's table takes their width.
+    char_embeddings: Optional[str] = None
+    freeze_char_embeddings: bool = False  # keep the rows the vectors set unchanged while training
     # Character lookup (CHAR_LOOKUPS); None: exact_first with a pretrained encoder (init), fold otherwise.
     char_lookup: Optional[str] = None
     max_seq_len: int = 128
@@ -468,6 +474,11 @@ class TrainConfig:
             errors.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.char_lookup is not None and self.char_lookup not in CHAR_LOOKUPS:
             errors.append(f"char_lookup must be one of {', '.join(CHAR_LOOKUPS)}, got {self.char_lookup!r}")
+        if self.char_embeddings and self.init:
+            errors.append("char_embeddings and init both set the character table (init brings its encoder's "
+                          "own); use one")
+        if self.freeze_char_embeddings and not self.char_embeddings:
+            errors.append("freeze_char_embeddings needs char_embeddings (the vectors to keep)")
         if self.tag_scheme not in ("keep", "BIO", "BIOES"):
             errors.append(f"tag_scheme must be keep, BIO or BIOES, got {self.tag_scheme!r}")
         if not 0.0 <= self.dev_fraction < 1.0:
@@ -485,5 +496,6 @@ class TrainConfig:
     def char_lookup_mode(self) -> str:
         """The run's character lookup: char_lookup if set, else exact_first with a pretrained encoder (init),
         whose embeddings were learned through its own tokenizer, else fold (merged variants generalise
-        better in a table trained from scratch)."""
+        better in a table trained from scratch). Training on from a model `albert-ner train` wrote uses that
+        model's own lookup instead (model/warm_start.py)."""
         return self.char_lookup or ("exact_first" if self.init else DEFAULT_CHAR_LOOKUP)

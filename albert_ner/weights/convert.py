@@ -5,10 +5,12 @@ A converted directory holds what the trainer needs and nothing framework-specifi
     DIR/vocab.txt             the source's vocabulary, as published (WordPiece or ERNIE token<TAB>id)
     DIR/encoder/ckpt.*        a TF2 checkpoint of the TransformerEncoder
     DIR/conversion_report.json  what was loaded, skipped or left random
-`albert-ner train --init` accepts such a directory or any source `read_source` understands.
+`albert-ner train --init` accepts such a directory, any source `read_source` understands, or a model
+`albert-ner train` wrote (model/warm_start.py), each also as a local archive.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -20,9 +22,11 @@ import tensorflow as tf
 from albert_ner.config import EncoderConfig, from_dict, load_json, save_json
 from albert_ner.data.features import VOCAB_FILE
 from albert_ner.data.vocab import vocab_file_bytes
+from albert_ner.model import warm_start
 from albert_ner.model.encoder import TransformerEncoder
 from albert_ner.weights.loader import LoadReport, assign_encoder_weights
 from albert_ner.weights.sources import locate_source, read_source
+from pretrained.cache import unpacked_local
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +47,13 @@ def _build(encoder: TransformerEncoder) -> None:
 
 
 def pretrained_encoder_config(path: str | Path, **overrides: Any) -> Tuple[EncoderConfig, Optional[Path]]:
-    """(EncoderConfig, vocab file) of a converted directory or a published source, without reading weights."""
-    path = Path(path)
+    """(EncoderConfig, vocab file) of a converted directory, a model `albert-ner train` wrote or a published
+    source, without reading weights; a local archive of any of them is unpacked into the cache first."""
+    path = unpacked_local(path)
+    trained = warm_start.open_trained(path)
+    if trained is not None:
+        encoder = dataclasses.replace(trained.config.encoder, **overrides) if overrides else trained.config.encoder
+        return encoder, warm_start.vocab_file(trained)
     if is_converted(path):
         raw = load_json(path / ENCODER_CONFIG)
         raw.update(overrides)
@@ -59,8 +68,11 @@ def pretrained_encoder_config(path: str | Path, **overrides: Any) -> Tuple[Encod
 
 
 def load_pretrained(encoder: TransformerEncoder, path: str | Path) -> Dict[str, Any]:
-    """Fill a built encoder from a converted directory or a published source; returns the load report."""
-    path = Path(path)
+    """Fill a built encoder from a converted directory, a trained model's encoder or a published source;
+    returns the load report."""
+    path = unpacked_local(path)
+    if warm_start.find_trained_model(path) is not None:
+        return warm_start.restore_encoder(encoder, path)
     if is_converted(path):
         status = tf.train.Checkpoint(encoder=encoder).read(str(path / ENCODER_PREFIX))
         status.assert_existing_objects_matched().expect_partial()
