@@ -11,8 +11,14 @@ collects them:
                  is an s3:// URI is downloaded first (boto3)
   working dir    $SAGEMAKER_BASE_DIR/checkpoints (/opt/ml/checkpoints: the checkpoint_s3_uri sync
                  folder), so a job restarted after a spot interruption resumes where it stopped
-  SM_MODEL_DIR   the published model's files (config, vocab, weights, manifest), eval_results.json and
-                 the SavedModel export (export/)
+  SM_MODEL_DIR   laid out so that the job's model.tar.gz deploys as it is on a SageMaker TensorFlow
+                 Serving endpoint, and still holds the trainable model:
+                   1/                  the SavedModel (TensorFlow Serving's model "model", version 1)
+                   code/               the handler: inference.py, lib/, model/ (`albert-ner export`)
+                   albert-ner-model/   the trained model folder (config, vocab, weights, manifest,
+                                       train_config.json, eval_results.json): `train --init` for
+                                       incremental training, `tag`, `evaluate`, `export`
+                 (export=false: albert-ner-model/ only)
   SM_OUTPUT_DATA_DIR  eval_results.json, train_config.json and the TensorBoard logs
 Outside SageMaker the same flags work with local paths (the SM_* defaults are then not used).
 """
@@ -35,6 +41,9 @@ CHANNELS = {"train": ("training", "train"), "dev": ("validation", "valid", "dev"
 ENTRY_KEYS = {"model_dir", "export", "data_dir", "train_file", "dev_file", "test_file", "vocab_file", "output_dir",
               "config"}
 MODEL_FILES = ("eval_results.json",)  # beside the published model's files (its train_config.json included)
+TRAINED_MODEL_DIR = "albert-ner-model"  # SM_MODEL_DIR's sub-folder holding the trained model folder
+EXPORT_ENTRIES = ("1", "code")  # what `albert-ner export` writes (SavedModel version, handler): SM_MODEL_DIR's top
+EXPORT_STAGING = ".albert-ner-export"
 OUTPUT_FILES = ("eval_results.json", "train_config.json", "tensorboard")
 
 
@@ -162,13 +171,19 @@ def fetch_s3_prefix(uri: str, dest: Path, client=None) -> Path:
 
 
 def publish(work_dir: Path, paths: SageMakerPaths, export: bool) -> None:
-    """Copy the model to SM_MODEL_DIR (plus a SavedModel export) and reports/logs to SM_OUTPUT_DATA_DIR."""
+    """Put the model into SM_MODEL_DIR (the trained model folder in albert-ner-model/, and with `export` the
+    SavedModel and handler at the top, where the TensorFlow Serving container looks) and reports/logs into
+    SM_OUTPUT_DATA_DIR. What an earlier publish of this job left there is replaced."""
     from albert_ner.model.modeldir import open_files
 
-    paths.model_dir.mkdir(parents=True, exist_ok=True)
+    model_dir, trained = paths.model_dir, paths.model_dir / TRAINED_MODEL_DIR
+    model_dir.mkdir(parents=True, exist_ok=True)
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(open_files(work_dir).folder, paths.model_dir, dirs_exist_ok=True)  # checked, as published
-    for dest, names in ((paths.model_dir, MODEL_FILES), (paths.output_data_dir, OUTPUT_FILES)):
+    for name in (TRAINED_MODEL_DIR, EXPORT_STAGING) + EXPORT_ENTRIES:
+        if (model_dir / name).is_dir():
+            shutil.rmtree(model_dir / name)
+    shutil.copytree(open_files(work_dir).folder, trained)  # checked, as published
+    for dest, names in ((trained, MODEL_FILES), (paths.output_data_dir, OUTPUT_FILES)):
         for name in names:
             src = work_dir / name
             if src.is_dir():
@@ -178,11 +193,18 @@ def publish(work_dir: Path, paths: SageMakerPaths, export: bool) -> None:
     if export:
         from albert_ner.infer.export import export as export_model
 
-        target = paths.model_dir / "export"
-        if target.exists():
-            shutil.rmtree(target)
-        export_model(work_dir, target)
-    log.info("model written to %s, reports and logs to %s", paths.model_dir, paths.output_data_dir)
+        staging = model_dir / EXPORT_STAGING
+        try:
+            export_model(trained, staging)
+            for item in sorted(staging.iterdir()):
+                if (model_dir / item.name).exists():  # e.g. a new top-level entry of export named as ours
+                    raise FileExistsError(f"{model_dir / item.name}: exists; the export would replace it")
+                os.replace(item, model_dir / item.name)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+    log.info("model written to %s (%s%s), reports and logs to %s", model_dir, TRAINED_MODEL_DIR,
+             ", SavedModel and handler at the top" if export else "", paths.output_data_dir)
 
 
 def main(argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> int:

@@ -1,5 +1,6 @@
 """The SageMaker entry point under an emulated /opt/ml tree: hyperparameters as SageMaker passes them,
-channels, artifacts where SageMaker collects them, metric lines, and resume after SIGTERM."""
+channels, artifacts where SageMaker collects them (a model.tar.gz that deploys as it is on a TensorFlow
+Serving endpoint and holds the trainable model), metric lines, and resume after SIGTERM."""
 import json
 import os
 import re
@@ -7,11 +8,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from albert_ner.model.modeldir import open_files
+from albert_ner.model.warm_start import find_trained_model
 from albert_ner.sagemaker_env import SageMakerPaths, parse_hyperparameters, train_argv
+from tests.infer.container import emulated_container, fake_serving, invoke, unpack_like_sagemaker
 from tests.train.conftest import write_slice
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,13 +96,28 @@ def test_entry_point_writes_model_export_and_reports_where_sagemaker_collects(tm
     assert proc.returncode == 0, proc.stderr[-4000:]
     for name, regex in METRIC_RES.items():
         assert re.search(regex, proc.stdout), f"no {name} metric line"
-    model = base / "model"
-    assert (model / "model_config.json").is_file() and (model / "weights" / "model.index").is_file()
-    assert (model / "export" / "1" / "saved_model.pb").is_file() and (model / "export/code/inference.py").is_file()
     assert (base / "output/data/eval_results.json").is_file() and (base / "output/data/tensorboard").is_dir()
     assert (base / "checkpoints/checkpoints").is_dir()  # the checkpoint_s3_uri sync folder
     results = json.loads((base / "output/data/eval_results.json").read_text())
     assert results["dev_source"].endswith("msra_dev.txt")
+
+    # SageMaker uploads SM_MODEL_DIR as model.tar.gz; an endpoint unpacks it into /opt/ml/model
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for item in sorted((base / "model").iterdir()):
+            tar.add(item, arcname=item.name)
+    root = unpack_like_sagemaker(archive, tmp_path / "endpoint")
+    assert sorted(p.name for p in root.iterdir()) == ["1", "albert-ner-model", "code"]
+    assert (root / "1" / "saved_model.pb").is_file() and (root / "code" / "inference.py").is_file()
+    trained = open_files(root / "albert-ner-model")  # the model folder, checked: for --init, tag, evaluate
+    assert find_trained_model(root) == root / "albert-ner-model"  # what `train --init model.tar.gz` continues
+    assert trained.folder == root / "albert-ner-model" and trained.config.head.lexicon_dim == 4
+    assert (root / "albert-ner-model" / "weights" / "model.index").is_file()
+    assert (root / "albert-ner-model" / "eval_results.json").is_file()
+    with fake_serving(root / "1") as port, emulated_container(root, port) as (url, _):  # deploys as it is
+        status, ctype, body = invoke(url, {"instances": ["张三在北京工作。"]})
+    assert (status, ctype) == (200, "application/json"), body[:2000]
+    assert json.loads(body)[0]["text"] == "张三在北京工作。"
 
 
 def test_sigterm_saves_a_checkpoint_and_the_next_job_resumes(tmp_path, msra_dir, vocab_path):
@@ -112,13 +132,14 @@ def test_sigterm_saves_a_checkpoint_and_the_next_job_resumes(tmp_path, msra_dir,
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + signal.SIGTERM, err[-4000:]
     assert "checkpoint saved to" in err and "run again to resume" in err
-    assert not (base / "model" / "model_config.json").exists()  # nothing published for an interrupted job
+    assert not (base / "model" / "albert-ner-model").exists()  # nothing published for an interrupted job
 
     second = subprocess.run([sys.executable, str(ENTRY), *hyperparameter_args(hp)], env=env, capture_output=True,
                             text=True, timeout=600, cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-4000:]
     resumed = re.search(r"resumed from .* at epoch 0, batch (\d+)", second.stderr)
     assert resumed and int(resumed.group(1)) >= 6
-    assert (base / "model" / "weights" / "model.index").is_file()
-    results = json.loads((base / "model" / "eval_results.json").read_text())
+    assert (base / "model" / "albert-ner-model" / "weights" / "model.index").is_file()
+    assert not (base / "model" / "code").exists()  # export=false: the trained model only
+    results = json.loads((base / "model" / "albert-ner-model" / "eval_results.json").read_text())
     assert results["epochs_run"] == 3

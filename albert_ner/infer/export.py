@@ -2,10 +2,13 @@
 
     OUT/1/                      SavedModel, signature `serving_default` (see infer/serving.py)
     OUT/code/inference.py       SageMaker TFS handler: texts in, entities out
-    OUT/code/requirements.txt   what the handler needs besides the standard library
-    OUT/code/lib/albert_ner/    the package's TensorFlow-free modules the handler imports
-    OUT/code/model/             model_config.json, the featurizer files (vocab, bigrams) and their manifest
-`tar -czf model.tar.gz -C OUT .` is what a SageMaker TensorFlow endpoint takes (`--archive`).
+    OUT/code/lib/albert_ner/    the modules the handler imports: standard library only (HANDLER_MODULES)
+    OUT/code/lib/jieba/         jieba and its licence, for a model with word features (infer/vendored.py)
+    OUT/code/model/             serving.json (the handler's featurizer tables), model_config.json, the
+                                featurizer files (vocab, bigrams) and their manifest
+`tar -czf model.tar.gz -C OUT .` is what a SageMaker TensorFlow endpoint takes (`--archive`). No
+requirements.txt: the container ignores it beside code/lib, and its Python (3.10, without numpy)
+needs nothing that is not in the archive.
 """
 from __future__ import annotations
 
@@ -20,17 +23,38 @@ from albert_ner.config import MODEL_CONFIG_FILE
 from albert_ner.data.features import FEATURIZER_FILES
 from albert_ner.data.pipeline import CHAR_FEATURES
 from albert_ner.infer.serving import SIGNATURE
+from albert_ner.infer.serving_tables import write_tables
+from albert_ner.infer.vendored import copy_jieba
 from albert_ner.model import modeldir
 from albert_ner.model.store import open_model
 from albert_ner.writable import check_output_dir
 
 VERSION = "1"
-REQUIREMENTS = "numpy<2\njieba>=0.42\nsentencepiece\n"
-# Modules the handler imports (directly or not); none of them imports TensorFlow.
-HANDLER_MODULES = ("__init__.py", "config.py", "data/__init__.py", "data/bigrams.py", "data/corpus.py",
-                   "data/features.py", "data/lexicon.py", "data/posseg.py", "data/pipeline.py", "data/tags.py",
-                   "data/vocab.py", "data/windows.py", "infer/__init__.py", "infer/serving.py", "infer/tagging.py",
-                   "infer/textfiles.py", "infer/windowed.py", "model/__init__.py", "model/modeldir.py")
+# Modules of the package the handler imports (directly or not); each imports only the standard library
+# and the modules listed here (tests/infer/test_handler_container.py checks that).
+HANDLER_MODULES = ("data/__init__.py", "data/tags.py", "infer/__init__.py", "infer/serving.py",
+                   "infer/serving_features.py", "infer/serving_http.py")
+# ... and those only a model with word features (jieba word boundaries, POS tags) uses, shipped with jieba.
+WORD_FEATURE_MODULES = ("data/posseg.py",)
+PACKAGE_INIT = '''"""albert-ner {version}: the serving handler's modules, as `albert-ner export` ships them."""
+__version__ = "{version}"
+'''
+
+
+def write_handler(code: Path, word_features: bool) -> None:
+    """code/inference.py and code/lib: the handler, the package modules it imports, and jieba if needed."""
+    code.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).with_name("sagemaker_inference.py"), code / "inference.py")
+    package = Path(albert_ner.__file__).parent
+    lib = code / "lib"
+    for rel in HANDLER_MODULES + (WORD_FEATURE_MODULES if word_features else ()):
+        dest = lib / "albert_ner" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(package / rel, dest)
+    (lib / "albert_ner" / "__init__.py").write_text(PACKAGE_INIT.format(version=albert_ner.__version__),
+                                                   encoding="utf-8")
+    if word_features:
+        copy_jieba(lib)
 
 
 def serving_function(model) -> tf.types.experimental.ConcreteFunction:
@@ -70,17 +94,12 @@ def export(model_dir: str | Path, out_dir: str | Path, archive: bool = False) ->
     for name in (MODEL_CONFIG_FILE,) + FEATURIZER_FILES:
         if (files.folder / name).is_file():
             shutil.copyfile(files.folder / name, code / "model" / name)
+    write_tables(code / "model", model.config, loaded.featurizer)
     source = files.manifest or {}
     modeldir.write_manifest(code / "model", {"vocab_tokens": len(loaded.featurizer.vocab),
                                              "exported_from": str(files.folder),
                                              "run_id": source.get("run_id"), "epoch": source.get("epoch")})
-    shutil.copyfile(Path(__file__).with_name("sagemaker_inference.py"), code / "inference.py")
-    (code / "requirements.txt").write_text(REQUIREMENTS, encoding="utf-8")
-    package = Path(albert_ner.__file__).parent
-    for rel in HANDLER_MODULES:
-        dest = code / "lib" / "albert_ner" / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(package / rel, dest)
+    write_handler(code, word_features=loaded.featurizer.lexicon or loaded.featurizer.pos)
     if archive:
         with tarfile.open(str(out) + ".tar.gz", "w:gz") as tar:
             for item in sorted(out.iterdir()):

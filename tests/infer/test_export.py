@@ -1,12 +1,10 @@
-"""`albert-ner export`: the SavedModel predicts exactly what the in-process tagger predicts, and the
-SageMaker TFS handler, run against a TF-Serving-like REST endpoint, returns the same entities."""
+"""`albert-ner export`: the SavedModel, through the handler's pipeline, predicts exactly what the in-process
+tagger predicts, and the archive ships exactly the handler's standard-library-only modules (the handler in
+the container's Python: test_handler_container.py)."""
 import json
-import http.server
-import os
 import subprocess
 import sys
 import tarfile
-import threading
 
 import numpy as np
 import pytest
@@ -14,9 +12,12 @@ import tensorflow as tf
 
 from albert_ner.cli import main
 from albert_ner.data.corpus import read_corpus
+from albert_ner.data.pipeline import CHAR_FEATURES
+from albert_ner.infer.export import HANDLER_MODULES
 from albert_ner.infer.predictor import Predictor
-from albert_ner.infer.serving import SIGNATURE, ServingPipeline, complete_inputs
+from albert_ner.infer.serving import SIGNATURE, ServingPipeline
 from albert_ner.model.store import load_model
+from tests.infer.shipped import check_imports
 from tests.train.conftest import write_slice
 
 
@@ -36,11 +37,12 @@ def test_slice(msra_dir, tmp_path_factory):
 
 
 def saved_model_runner(path):
+    """A ServingPipeline runner that calls the SavedModel's signature in process (lists in, lists out)."""
     serve = tf.saved_model.load(str(path)).signatures[SIGNATURE]
 
-    def run(inputs, confidence):
-        out = serve(**{k: tf.constant(v) for k, v in complete_inputs(inputs).items()})
-        return {k: v.numpy() for k, v in out.items()}
+    def run(inputs):
+        out = serve(**{k: tf.constant(v, tf.int32) for k, v in inputs.items()})
+        return {k: v.numpy().tolist() for k, v in out.items()}
     return run
 
 
@@ -55,60 +57,41 @@ def test_saved_model_predictions_equal_the_in_process_tagger(model_dir, exported
         assert record["tags"] == tags
         np.testing.assert_allclose([e["score"] for e in record["entities"]],
                                    [round(min(conf[e["start"]:e["end"]]), 4) for e in record["entities"]], atol=2e-4)
+    assert sum(len(r["entities"]) for r in got) > 10
+
+
+def test_the_archive_holds_exactly_the_handler_modules(exported, tmp_path):
+    """A model without word features ships no jieba and no POS module; the handler's modules import only
+    the standard library and each other; no requirements.txt (the container ignores it beside lib/)."""
     with tarfile.open(str(exported) + ".tar.gz") as tar:
-        names = tar.getnames()
-    assert "1/saved_model.pb" in names and "code/inference.py" in names and "code/model/model_config.json" in names
+        names = set(tar.getnames())
+        tar.extractall(tmp_path, filter="data")
+    assert {"1/saved_model.pb", "code/inference.py", "code/model/model_config.json", "code/model/serving.json",
+            "code/model/manifest.json"} <= names
+    lib = {n[len("code/lib/"):] for n in names if n.startswith("code/lib/") and n.endswith(".py")}
+    assert lib == {f"albert_ner/{m}" for m in HANDLER_MODULES} | {"albert_ner/__init__.py"}
+    assert not any(n.startswith("code/lib/jieba") for n in names) and "code/requirements.txt" not in names
+    problems, _ = check_imports(tmp_path / "code")
+    assert not problems, "\n".join(problems)
+    tables = json.loads((tmp_path / "code/model/serving.json").read_text(encoding="ascii"))
+    assert tables["features"] == {} and tables["inputs"] == ["token_ids", "lengths", *CHAR_FEATURES]
 
 
-class FakeServing(http.server.BaseHTTPRequestHandler):
-    """TensorFlow Serving's REST predict API (columnar), backed by the exported SavedModel."""
-
-    serve = None
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        assert self.path == "/v1/models/model:predict" and body["signature_name"] == SIGNATURE
-        out = self.serve(**{k: tf.constant(v, tf.int32) for k, v in body["inputs"].items()})
-        payload = json.dumps({"outputs": {k: v.numpy().tolist() for k, v in out.items()}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
-def test_sagemaker_handler_over_rest_returns_the_tagger_entities(model_dir, exported, test_slice, tmp_path):
-    FakeServing.serve = tf.saved_model.load(str(exported / "1")).signatures[SIGNATURE]
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeServing)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        texts = [s.text for s in test_slice[:20]]
-        (tmp_path / "request.json").write_text(json.dumps({"instances": texts}, ensure_ascii=False), encoding="utf-8")
-        # The handler runs in a fresh interpreter, importing albert_ner from code/lib as in the container.
-        script = (
-            "import collections, io, json, sys\n"
-            f"sys.path.insert(0, {str(exported / 'code')!r})\n"
-            "import inference, albert_ner\n"
-            f"assert albert_ner.__file__.startswith({str(exported / 'code' / 'lib')!r}), albert_ner.__file__\n"
-            "Ctx = collections.namedtuple('Ctx', 'rest_uri request_content_type accept_header')\n"
-            f"ctx = Ctx('http://127.0.0.1:{httpd.server_address[1]}/v1/models/model:predict', "
-            "'application/json', 'application/json')\n"
-            f"body, ctype = inference.handler(open({str(tmp_path / 'request.json')!r}, 'rb'), ctx)\n"
-            "assert ctype == 'application/json'\n"
-            "sys.stdout.write(body)\n")
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        response = json.loads(proc.stdout)
-    finally:
-        httpd.shutdown()
-    model, featurizer = load_model(model_dir / "model")
-    expected = Predictor(model, featurizer, batch_size=16, jit=False).predict_sentences(test_slice[:20])
-    assert [r["text"] for r in response] == texts
-    assert [r["tags"] for r in response] == expected
-    for r in response:
-        for e in r["entities"]:
-            assert r["text"][e["start"]:e["end"]] == e["text"]
+def test_the_handler_needs_no_numpy(exported, tmp_path):
+    """inference.py imports, and tags through a runner, in a Python that sees no site-packages."""
+    script = (
+        "import importlib.util, json, sys\n"
+        "assert importlib.util.find_spec('numpy') is None\n"
+        f"sys.path[:0] = [{str(exported / 'code')!r}, {str(exported / 'code' / 'lib')!r}]\n"
+        f"spec = importlib.util.spec_from_file_location('inference', {str(exported / 'code' / 'inference.py')!r})\n"
+        "inference = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(inference)\n"
+        "from albert_ner.infer.serving import ServingPipeline\n"
+        "def runner(batch):\n"
+        "    return {'tags': [[0] * (len(r) - 2) for r in batch['token_ids']],\n"
+        "            'confidence': [[1.0] * (len(r) - 2) for r in batch['token_ids']]}\n"
+        "out = ServingPipeline(inference.FEATURES, runner).tag(['张三在北京工作。' * 40])\n"
+        "print(json.dumps([len(out[0]['tags']), sorted(m for m in sys.modules if m.startswith('numpy'))]))\n")
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout) == [320, []]

@@ -136,19 +136,21 @@ def test_weights_of_another_model_are_told_from_the_model(trained, tmp_path):
 
 
 def test_serving_handler_checks_the_exported_files(trained, tmp_path):
-    """The TF-free handler reads an export's code/model/ through the same checks."""
+    """The TF-free handler reads an export's code/model/serving.json (made from the checked model) and refuses
+    it, naming the file, once it no longer matches the manifest beside it (labels swapped by hand)."""
     from albert_ner.infer.serving import ServingPipeline
+    from albert_ner.infer.serving_tables import write_tables
     from albert_ner.model import modeldir
 
     files = tmp_path / "code_model"
-    folder = _model_folder(trained[0])
     files.mkdir()
-    for name in ("model_config.json", "vocab.txt", "bigrams.txt"):
-        shutil.copyfile(folder / name, files / name)
+    checked = modeldir.open_files(_model_folder(trained[0]))
+    write_tables(files, checked.config, checked.featurizer)
     modeldir.write_manifest(files, {"vocab_tokens": 21128})
-    assert ServingPipeline.from_dir(files, runner=None).tagger.max_seq_len == 64
-    _edit_config(_swap_loc_per)(files)
-    with pytest.raises(ValueError, match=rf"{files}/model_config.json: labels are not in the order"):
+    assert ServingPipeline.from_dir(files, runner=None).max_chars == 62
+    tables = files / "serving.json"
+    tables.write_text(json.dumps(_swap_loc_per(json.loads(tables.read_text()))))
+    with pytest.raises(ValueError, match=rf"{files}/serving\.json: .*{files}/manifest\.json"):
         ServingPipeline.from_dir(files, runner=None)
 
 
