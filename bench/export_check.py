@@ -29,7 +29,7 @@ def main() -> int:
     from albert_ner.data.corpus import read_corpus
     from albert_ner.infer.export import export
     from albert_ner.infer.predictor import Predictor
-    from albert_ner.infer.serving import SIGNATURE, ServingPipeline, complete_inputs
+    from albert_ner.infer.serving import SIGNATURE, ServingPipeline
     from albert_ner.model.store import load_model
 
     sentences, _ = read_corpus(args.test_file)
@@ -41,8 +41,9 @@ def main() -> int:
         out = export(args.model_dir, Path(tmp) / "export")
         serve = tf.saved_model.load(str(out / "1")).signatures[SIGNATURE]
 
-        def run(inputs, confidence):
-            return {k: v.numpy() for k, v in serve(**{k: tf.constant(v) for k, v in complete_inputs(inputs).items()}).items()}
+        def run(inputs):  # the handler's window batch (lists) through the signature, lists back
+            return {k: v.numpy().tolist() for k, v in serve(**{k: tf.constant(v, tf.int32)
+                                                                for k, v in inputs.items()}).items()}
 
         pipeline = ServingPipeline.from_dir(out / "code" / "model", run)
         started = time.time()

@@ -2,9 +2,9 @@
 
 The model is any `runner(inputs, confidence)` that maps a batch of numpy inputs (token_ids
 [B,T], lengths [B], per-character features [B,C]) to {"tags": [B,C]} (and "confidence": [B,C]
-when asked): an in-process Keras model, a loaded SavedModel, or TensorFlow Serving over HTTP.
-This module does not import TensorFlow, so serving handlers can use it as is. Evaluation,
-file tagging and the export checks all predict through this one path (a WindowStream: windows
+when asked): an in-process Keras model or a loaded SavedModel. It does not import TensorFlow (the
+exported serving handler has its own standard-library windowing in serving.py, tested equal to this
+one). Evaluation and file tagging predict through this one path (a WindowStream: windows
 queued per length bucket, run in batches, merged back per sentence), so every character of every
 sentence gets a tag, however long the sentence.
 """

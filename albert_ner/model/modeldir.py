@@ -11,7 +11,7 @@ new one, never a mix). The previous folder is kept so a reader that has just rea
 
 A folder without CURRENT that holds model_config.json is read as it is: a published folder itself, an
 export's code/model/, or the flat layout of older versions (no manifest: only the structural checks).
-TensorFlow-free, so the serving handler checks an export with the same code.
+TensorFlow-free: `export` checks a model with it before anything is written.
 """
 from __future__ import annotations
 
