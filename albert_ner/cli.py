@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 import albert_ner
+from albert_ner import recipes
 from albert_ner.config import PRECISIONS, PRESETS, TrainConfig
 from albert_ner.errors import is_disk_full, user_error_message
 
@@ -155,6 +156,12 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     unknown = sorted(set(values) - names)
     if unknown:
         raise SystemExit(f"error: {args.config}: unknown setting(s) {', '.join(unknown)}")
+    # The recipe (albert_ner/recipes.py) is the lowest layer: --config and every flag override it.
+    recipe, overrides = recipes.resolve(getattr(args, "recipe", None) or recipes.NONE,
+                                        args.init or values.get("init"))
+    if overrides:
+        log.info("%s", recipes.describe(recipe, overrides))
+    values = {**overrides, **values}
     values.update(resolve_data_files(args, values))
     vocab = args.vocab_file or values.get("vocab_file") or os.environ.get("ALBERT_NER_VOCAB")
     init = args.init or values.get("init")
@@ -233,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--vocab-file", help=FIELD_HELP["vocab_file"] + " (env ALBERT_NER_VOCAB)")
     t.add_argument("--output-dir", help=FIELD_HELP["output_dir"] + " (default runs/latest)")
     t.add_argument("--config", help="JSON file of TrainConfig settings; flags override it")
+    t.add_argument("--recipe", choices=recipes.CHOICES, default=recipes.NONE,
+                   help="settings to start from, overridden by --config and flags (albert_ner/recipes.py): "
+                        "random-init, pretrained, auto (pretrained with --init, else random-init; what "
+                        "run_train.sh and SageMaker jobs use), none (the defaults shown here; the default)")
     add_train_config_flags(t)
 
     c = sub.add_parser("convert", help="convert a pretrained ALBERT/BERT/ERNIE checkpoint into a TF2 directory "

@@ -9,8 +9,13 @@ collects them:
                  validation|valid|dev -> --dev-file; test -> --test-file; pretrained -> --init;
                  vocab -> --vocab-file (vocab.txt or its only file); an `init` hyperparameter that
                  is an s3:// URI is downloaded first (boto3)
+  recipe         the `recipe` hyperparameter (default auto: albert_ner/recipes.py's "pretrained" with an
+                 init, else "random-init"), the settings ./run_train.sh trains with; every other
+                 hyperparameter overrides it ("none": TrainConfig's plain defaults)
   working dir    $SAGEMAKER_BASE_DIR/checkpoints (/opt/ml/checkpoints: the checkpoint_s3_uri sync
-                 folder), so a job restarted after a spot interruption resumes where it stopped
+                 folder), so a job restarted after a spot interruption resumes where it stopped. A
+                 checkpoint there of another run (other settings or data, by content: a reused
+                 checkpoint_s3_uri) is refused before training, naming each difference (exit status 2)
   SM_MODEL_DIR   laid out so that the job's model.tar.gz deploys as it is on a SageMaker TensorFlow
                  Serving endpoint, and still holds the trainable model:
                    1/                  the SavedModel (TensorFlow Serving's model "model", version 1)
@@ -24,13 +29,16 @@ Outside SageMaker the same flags work with local paths (the SM_* defaults are th
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from albert_ner import recipes
 from albert_ner.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -39,7 +47,7 @@ CHANNELS = {"train": ("training", "train"), "dev": ("validation", "valid", "dev"
             "pretrained": ("pretrained",), "vocab": ("vocab",)}
 # Hyperparameters the entry point itself takes (beside every TrainConfig field).
 ENTRY_KEYS = {"model_dir", "export", "data_dir", "train_file", "dev_file", "test_file", "vocab_file", "output_dir",
-              "config"}
+              "config", "recipe"}
 MODEL_FILES = ("eval_results.json",)  # beside the published model's files (its train_config.json included)
 TRAINED_MODEL_DIR = "albert-ner-model"  # SM_MODEL_DIR's sub-folder holding the trained model folder
 EXPORT_ENTRIES = ("1", "code")  # what `albert-ner export` writes (SavedModel version, handler): SM_MODEL_DIR's top
@@ -121,7 +129,7 @@ def train_argv(hyperparameters: Dict[str, str], paths: SageMakerPaths) -> List[s
     hp = dict(hyperparameters)
     hp.pop("model_dir", None)  # the v2 estimator's S3 model_dir: artifacts go to SM_MODEL_DIR instead
     hp.pop("export", None)
-    argv = ["train"]
+    argv = ["train", "--recipe", hp.pop("recipe", recipes.AUTO)]  # what ./run_train.sh trains
     train_dir = paths.channel("train")
     if train_dir is not None and "train_file" not in hp and "data_dir" not in hp:
         if (train_dir / "train.txt").is_file():
@@ -168,6 +176,51 @@ def fetch_s3_prefix(uri: str, dest: Path, client=None) -> Path:
         raise FileNotFoundError(f"{uri}: no objects under this prefix")
     log.info("downloaded %d objects from %s to %s", count, uri, dest)
     return dest
+
+
+def run_config(args: Sequence[str]) -> Optional[TrainConfig]:
+    """The TrainConfig `albert-ner ARGS` will train; None when the command line has a problem, which the command
+    itself then reports."""
+    from albert_ner.cli import build_parser, train_config_from_args
+
+    with contextlib.redirect_stderr(io.StringIO()):  # argparse's usage text: the command prints it
+        try:
+            return train_config_from_args(build_parser().parse_args(list(args)))
+        except (SystemExit, ValueError, OSError):
+            return None
+
+
+def resume_conflict(cfg: TrainConfig) -> Optional[str]:
+    """Why the checkpoint in cfg.output_dir is another run's (the trainer's own rule: settings and file contents,
+    albert_ner/train/fingerprint.py), or None: no checkpoint there, resume off, or the same run."""
+    work = Path(cfg.output_dir)
+    if not cfg.resume or not work.is_dir() or not any(work.iterdir()):
+        return None
+    import tensorflow as tf  # the trainer loads it next anyway
+
+    from albert_ner.train import fingerprint
+    from albert_ner.train.loop import CHECKPOINT_DIR
+
+    ckpt_dir = work / CHECKPOINT_DIR
+    if not ckpt_dir.is_dir() or not tf.train.latest_checkpoint(str(ckpt_dir)):
+        return None  # nothing to resume: the trainer starts afresh
+    try:
+        record = fingerprint.load_run_record(ckpt_dir)
+    except ValueError as exc:  # no or no readable run.json (fingerprint.ResumeMismatch is a ValueError)
+        return str(exc)
+    return "; ".join(fingerprint.differences(record["fingerprint"], fingerprint.run_fingerprint(cfg))) or None
+
+
+def resume_refusal(problem: str, work_dir: Path, paths: SageMakerPaths) -> str:
+    """The job's error for a checkpoint of another run: what differs, and what to launch instead."""
+    synced = work_dir.resolve() == paths.checkpoint_dir.resolve()
+    where = (f"{work_dir}, which SageMaker fills from the job's --checkpoint-s3-uri (CheckpointConfig S3Uri)"
+             if synced else f"{work_dir} (the output_dir hyperparameter)")
+    fresh = ("launch each run with its own --checkpoint-s3-uri (new data or settings: a new URI)" if synced
+             else "give this run its own output_dir")
+    return (f"this job does not resume the checkpoint in {where}: it is another run's ({problem}), and resuming it "
+            f"would mix the two. Nothing was trained. To train this job's settings and data, {fresh}; or add "
+            f"--hp resume=false to start over in that place (its checkpoint is discarded)")
 
 
 def publish(work_dir: Path, paths: SageMakerPaths, export: bool) -> None:
@@ -228,8 +281,14 @@ def main(argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> int:
     if len(paths.hosts) > 1:
         log.warning("%d hosts: training runs on each independently (no distribution strategy); use one instance",
                     len(paths.hosts))
+    work_dir = Path(args[args.index("--output-dir") + 1])
+    if work_dir.is_dir() and any(work_dir.iterdir()):  # a restarted job, or a reused checkpoint_s3_uri
+        cfg = run_config(args)
+        problem = resume_conflict(cfg) if cfg is not None else None
+        if problem:
+            log.error("%s", resume_refusal(problem, work_dir, paths))
+            return 2
     code = cli_main(args)
     if code == 0:
-        work_dir = Path(args[args.index("--output-dir") + 1])
         publish(work_dir, paths, export)
     return code

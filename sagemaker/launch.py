@@ -14,8 +14,11 @@ under its own prefix, s3://BUCKET/<--s3-prefix>/<job name>/ (input/<channel>, ou
 earlier launch's files are ever read. `--instance-type local|local_gpu` runs in local mode (Docker and
 `sagemaker[local]`): local channel paths are mounted as file:// URIs, nothing is uploaded.
 deploy and transform serve a model with the SageMaker TensorFlow Serving 2.14 container and the
-handler that `albert-ner export` writes (code/inference.py); a training job's model.tar.gz (export/
-inside) is repacked with the SavedModel and handler at its root first.
+handler that `albert-ner export` writes (code/inference.py). A training job's model.tar.gz holds them at
+its top (1/, code/, beside the trained model in albert-ner-model/) and is served as it is; one from an
+older job, with the export under export/, is repacked with the SavedModel and handler at its top first.
+Spot jobs checkpoint every SPOT_CHECKPOINT_EVERY steps unless --hp checkpoint_every says otherwise: the
+periodic checkpoint is what a spot interruption is sure to leave (see SPOT_CHECKPOINT_EVERY).
 `--dry-run` prints the full plan as JSON on stdout and creates nothing; stdout carries only that
 JSON (the plan of what was started, without --dry-run), everything else goes to stderr.
 A problem you can fix is one `error: ...` line on stderr and exit status 2.
@@ -65,6 +68,12 @@ INPUT_FORMATS = {"text": ("text/plain", "Line"), "jsonl": ("application/jsonline
                  "json": ("application/json", None)}
 ACCEPT_TYPES = ("application/jsonlines", "application/json")
 SERVING_INSTANCE_TYPE = "ml.m5.xlarge"
+# Steps between checkpoints of a --spot job (the trainer's default is 500). In script mode the SageMaker
+# TensorFlow container's toolkit passes no signal on to the entry point, so an interrupted job's trainer gets no
+# SIGTERM and leaves only its last periodic checkpoint; the custom image's PID 1 (sagemaker/signal_relay.py)
+# passes SIGTERM on, and the trainer checkpoints at once, if SageMaker leaves it the seconds to. Either way the
+# periodic checkpoint is the guarantee, and this bounds what an interruption can lose.
+SPOT_CHECKPOINT_EVERY = 200
 
 log = logging.getLogger("albert_ner.launch")
 
@@ -119,6 +128,13 @@ def check_hyperparameters(hp: Dict[str, str]) -> None:
                 cli.str2bool(value)
             except argparse.ArgumentTypeError as exc:
                 problems.append(f"export: {exc}")
+        elif name == "recipe":
+            from albert_ner import recipes
+
+            try:
+                recipes.check_choice(value)
+            except ValueError as exc:
+                problems.append(str(exc))
         else:
             try:  # `--name value`, exactly as the job hands it to `albert-ner train`
                 parsed, rest = parser.parse_known_args(["--" + name.replace("_", "-"), value])
@@ -305,6 +321,14 @@ def upload_channels(session, channels: Dict[str, Optional[str]], uris: Dict[str,
     return out
 
 
+def job_hyperparameters(args: argparse.Namespace) -> Dict[str, str]:
+    """The job's hyperparameters: --hp as given, and for --spot checkpoint_every SPOT_CHECKPOINT_EVERY unless set."""
+    hp = parse_hyperparameters(args.hp)
+    if args.spot and "checkpoint_every" not in hp:
+        hp["checkpoint_every"] = str(SPOT_CHECKPOINT_EVERY)
+    return hp
+
+
 def spot_max_wait(args: argparse.Namespace) -> Optional[int]:
     """Seconds a spot job may wait for capacity plus run (None without --spot)."""
     return (args.max_wait or args.max_run * 2) if args.spot else None
@@ -314,7 +338,7 @@ def build_estimator(args: argparse.Namespace, session, source_dir: Optional[Path
                     output_path: Optional[str] = None, code_location: Optional[str] = None):
     """The Estimator for this mode, fully configured (nothing is started)."""
     common = dict(role=args.role, instance_count=args.instance_count, instance_type=args.instance_type,
-                  hyperparameters=parse_hyperparameters(args.hp), metric_definitions=METRIC_DEFINITIONS,
+                  hyperparameters=job_hyperparameters(args), metric_definitions=METRIC_DEFINITIONS,
                   base_job_name=args.job_name, max_run=args.max_run, output_path=output_path or args.output_path,
                   volume_size=args.volume_size, sagemaker_session=session)
     if not is_local(args.instance_type):
@@ -392,7 +416,7 @@ def cmd_train(args: argparse.Namespace, session) -> Dict[str, Any]:
                 "volume_size": args.volume_size,
                 "checkpoint_s3_uri": None if local else args.checkpoint_s3_uri,
                 "output_path": output_path,
-                "hyperparameters": parse_hyperparameters(args.hp),
+                "hyperparameters": job_hyperparameters(args),
                 "channels": {name: {"source": channels[name], "uri": uri} for name, uri in uris.items()},
                 "metric_definitions": METRIC_DEFINITIONS, "dry_run": bool(args.dry_run)}
         if args.dry_run:
@@ -415,8 +439,9 @@ def _member_name(member: tarfile.TarInfo) -> str:
 
 def servable_root(names: Sequence[str]) -> Optional[str]:
     """The folder inside a model archive that TensorFlow Serving can load with the albert-ner handler:
-    "" for N/saved_model.pb and code/inference.py at the top (`albert-ner export --archive`), "export/"
-    for a training job's model.tar.gz; None when there is neither."""
+    "" for N/saved_model.pb and code/inference.py at the top (`albert-ner export --archive`, and a training
+    job's model.tar.gz), "export/" for the model.tar.gz of a job trained by an older albert-ner; None when
+    there is neither."""
     present = set(names)
     for root in ("", "export/"):
         version = re.compile(re.escape(root) + r"[0-9]+/saved_model\.pb")
@@ -471,8 +496,8 @@ def servable_model(args: argparse.Namespace, session, name: str, launch_prefix: 
                    tmp: Path) -> Dict[str, Any]:
     """Where the servable archive is (or will be): the source itself, or this launch's repacked copy.
 
-    Reads the archive (a training job's is rewritten with export/'s SavedModel and handler at the top);
-    uploads only outside a dry run."""
+    Reads the archive (one with the export under export/, from an older job, is rewritten with its SavedModel
+    and handler at the top); uploads only outside a dry run."""
     source = model_source(args, session)
     archive = fetch_archive(session, source, tmp / "source.tar.gz")
     try:
@@ -482,8 +507,8 @@ def servable_model(args: argparse.Namespace, session, name: str, launch_prefix: 
         raise LaunchError(f"{source}: not a readable .tar.gz ({exc})") from None
     if root is None:
         raise LaunchError(f"{source}: no servable model inside (N/saved_model.pb with code/inference.py, at the "
-                          "top or under export/): train with export=true, or run `albert-ner export MODEL OUT "
-                          "--archive` and pass OUT.tar.gz")
+                          "top or, from older jobs, under export/): train with export=true, or run `albert-ner "
+                          "export MODEL OUT --archive` (MODEL: the archive's albert-ner-model/) and pass OUT.tar.gz")
     info: Dict[str, Any] = {"source": source, "repacked_from": root or None}
     if root == "" and source.startswith("s3://"):
         info["model_data"] = source

