@@ -101,3 +101,17 @@ def remove_checkpoint_temps(directory: PathLike, depth: int = 3) -> List[Path]:
                     below.append(entry)
         level = below
     return removed
+
+
+def fsync_directory(folder: Union[str, Path]) -> None:
+    """Make a directory's entries (a rename into it) durable; a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import signal
@@ -23,6 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from albert_ner.data.corpus import Sentence
+from albert_ner.data.download import sha256_of
 from albert_ner.data.pipeline import Window, label_index, labels_from_sentences, make_windows
 from albert_ner.data.splits import load_splits
 from albert_ner.data.windows import merge_spans
@@ -198,21 +198,13 @@ class Progress:
     sessions: int = 0  # processes that trained this run (1 + resumes)
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def run_fingerprint(args: argparse.Namespace, train_file: Path) -> Dict[str, Any]:
     """The settings and input files a checkpoint belongs to (JSON-able)."""
     fp: Dict[str, Any] = {}
     for name in RUN_FIELDS:
         value = getattr(args, name)
         fp[name] = str(Path(value).resolve()) if isinstance(value, Path) else value
-    fp["train_sha256"] = file_digest(train_file)
+    fp["train_sha256"] = sha256_of(train_file)
     fp["checkpoint_files"] = {p.name: p.stat().st_size for p in sorted(Path(args.checkpoint).iterdir())
                               if p.is_file() and not p.name.startswith(".")}
     return fp

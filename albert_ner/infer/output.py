@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import BinaryIO, Optional, Sequence
 
+from albert_ner.writable import fsync_directory
+
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -121,7 +123,7 @@ class OutputFile:
         except FileNotFoundError:
             pass
         os.replace(self.temp, self.target)
-        _sync_directory(self.target.parent)
+        fsync_directory(self.target.parent)
 
     def keep_partial(self) -> Optional[Path]:
         """Move the complete records written so far to TARGET.partial (the target is left alone) and return its
@@ -153,17 +155,3 @@ class OutputFile:
             os.unlink(self.temp)
         except FileNotFoundError:
             pass
-
-
-def _sync_directory(path: Path) -> None:
-    """Persist a rename (best effort: not every file system lets a directory be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

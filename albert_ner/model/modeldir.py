@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from albert_ner.config import MODEL_CONFIG_FILE, ModelConfig, load_json
 from albert_ner.data.features import BIGRAM_FILE, FEATURIZER_FILES, SPM_VOCAB_FILE, VOCAB_FILE, Featurizer
 from albert_ner.data.tags import parse_tag
+from albert_ner.writable import fsync_directory
 
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
@@ -279,7 +280,7 @@ def publish(out: str | Path, fill: Callable[[Path], None], info: Dict[str, Any])
     final = out / f"model-{number}"
     os.rename(staging, final)
     _write_durably(out / CURRENT_FILE, final.name + "\n")
-    _fsync_dir(out)
+    fsync_directory(out)
     prune(out)
     return final
 
@@ -338,19 +339,5 @@ def _fsync_tree(folder: Path) -> None:
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
         else:
-            _fsync_dir(path)
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a directory's entries durable; a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+            fsync_directory(path)
+    fsync_directory(folder)

@@ -5,7 +5,6 @@ import ast
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
