@@ -53,6 +53,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from hf_compare import finite_losses, load_average, time_steps  # noqa: E402  (the same timing as hf_compare)
+from albert_ner.cli import positive_int  # noqa: E402
 
 LABELS = tuple("O B-LOC I-LOC B-ORG I-ORG B-PER I-PER".split())  # the MSRA tag set
 ALBERT_BASE_JSON = REPO.parent / "shared" / "pretrained" / "albert_config" / "albert_config_base.json"
@@ -479,11 +480,7 @@ def choices(known, what: str):
     return parse
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
+positive = positive_int  # an integer >= 1 (argparse type), the CLI's own
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:

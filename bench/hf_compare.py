@@ -46,6 +46,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from albert_ner.cli import positive_int
+
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = Path.home() / ".cache" / "albert-ner" / "pretrained" / "m3e-small"
 DEFAULT_DATA_DIR = BENCH_DIR.parent.parent / "shared" / "data" / "msra"
@@ -362,11 +364,7 @@ def variant_list(known: Dict[str, Any], what: str) -> Callable[[str], List[str]]
     return parse
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
+positive = positive_int  # an integer >= 1 (argparse type), the CLI's own
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
