@@ -6,6 +6,9 @@ multi-gigabyte file is never held in memory; a line that cannot be decoded is re
 without stopping the rest; a file that cannot be read, is not text or is not in one encoding is
 reported once (line 0). Offsets later index the line exactly as decoded here, without its terminator.
 
+With `decompress`, a gzip, xz or bzip2 file (told by its first bytes, whatever its name) is read through
+its decompressor; corrupt or truncated compressed data is reported like an unreadable file.
+
 Encoding "auto" is decided per file from bytes read before its first document, so a file and a
 pipe give the same answer however fast the bytes arrive:
 1. a byte-order mark: UTF-8, UTF-16 LE/BE, UTF-32 LE/BE or GB18030 (never part of the text);
@@ -21,13 +24,17 @@ shows in the decision window (nothing of it is tagged), else from that line on (
 """
 from __future__ import annotations
 
+import bz2
 import codecs
 import dataclasses
+import gzip
 import io
 import logging
+import lzma
 import os
 import stat
 import sys
+import zlib
 from pathlib import Path, PurePath
 from typing import BinaryIO, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -44,6 +51,12 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
 _SIGNATURES = {b"\x7fELF": "an executable (ELF)", b"PK\x03\x04": "a ZIP archive (or docx/xlsx/jar)",
                b"%PDF-": "a PDF", b"\x1f\x8b": "gzip data", b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image",
                b"7z\xbc\xaf": "a 7z archive", b"\xfd7zXZ": "xz data", b"\xcf\xfa\xed\xfe": "an executable (Mach-O)"}
+# Compressed streams by their first bytes (bzip2: "BZh", block size, then a block or end-of-stream magic).
+_COMPRESSED = ((b"\x1f\x8b", "gzip", lambda f: gzip.GzipFile(fileobj=f, mode="rb")),
+               (b"\xfd7zXZ\x00", "xz", lambda f: lzma.LZMAFile(f, "rb")),
+               (b"BZh", "bzip2", lambda f: bz2.BZ2File(f, "rb")))
+_BZIP2_MAGICS = (b"\x31\x41\x59\x26\x53\x59", b"\x17\x72\x45\x38\x50\x90")
+_DECOMPRESS_ERRORS = (EOFError, lzma.LZMAError, zlib.error)  # besides OSError (gzip.BadGzipFile, bz2)
 _CONTROL = bytes(set(range(32)) - {9, 10, 11, 12, 13, 27})  # C0 controls that text does not use
 _CONTROL_SHARE = 0.02
 _NON_ASCII = bytes(range(128, 256))
@@ -391,9 +404,30 @@ def _stream_documents(stream: BinaryIO, source: str, encoding: str, whole_file: 
         yield from _byte_documents(iter(body), source, chosen)
 
 
+def _compression(head: bytes) -> Optional[Tuple[str, Callable[[BinaryIO], BinaryIO]]]:
+    """(name, opener) of the compressed format that `head` (the first 10 bytes) starts, or None."""
+    for magic, name, opener in _COMPRESSED:
+        if head.startswith(magic) and (name != "bzip2" or (head[3:4] in b"123456789" and len(head) >= 4
+                                                            and head[4:10] in _BZIP2_MAGICS)):
+            return name, opener
+    return None
+
+
+def _maybe_decompressed(stream: BinaryIO) -> Tuple[BinaryIO, Optional[str]]:
+    """`stream`, or its decompressed bytes if it starts as a gzip, xz or bzip2 stream; and that format's name."""
+    head = _read_window(stream, 10)
+    body = io.BufferedReader(_Replay(head, stream))
+    found = _compression(head)
+    if found is None:
+        return body, None
+    name, opener = found
+    return opener(body), name
+
+
 def read_documents(inputs: Iterable[Input], encoding: str = ENCODINGS_AUTO, whole_file: bool = False,
-                   stdin: Optional[BinaryIO] = None) -> Iterator[Document]:
-    """Documents of every input in order: one per line, or one per file with `whole_file`.
+                   stdin: Optional[BinaryIO] = None, decompress: bool = False) -> Iterator[Document]:
+    """Documents of every input in order: one per line, or one per file with `whole_file`; with `decompress`,
+    gzip/xz/bzip2 files are read decompressed.
 
     An input that cannot be opened or read gives an error Document ("cannot read (reason)") and the
     next input is read."""
@@ -408,13 +442,20 @@ def read_documents(inputs: Iterable[Input], encoding: str = ENCODINGS_AUTO, whol
             yield Document(source, 0, "", f"cannot read ({_reason(exc)})")
             continue
         last = 0
+        compressed = None
         try:
-            for doc in _stream_documents(stream, source, encoding, whole_file):
+            body = stream
+            if decompress:
+                body, compressed = _maybe_decompressed(stream)
+            for doc in _stream_documents(body, source, encoding, whole_file):
                 last = max(last, doc.line)
                 yield doc
-        except OSError as exc:
+        except (OSError,) + _DECOMPRESS_ERRORS as exc:
+            why = _reason(exc) if isinstance(exc, OSError) else str(exc) or type(exc).__name__
+            if compressed:
+                why = f"corrupt or truncated {compressed} data: {why}"
             yield Document(source, last + 1 if last else 0, "",
-                           f"cannot read ({_reason(exc)})" + ("; the rest of the file is skipped" if last else ""))
+                           f"cannot read ({why})" + ("; the rest of the file is skipped" if last else ""))
         finally:
             if item != "-":
                 stream.close()

@@ -1,0 +1,1 @@
+"""Pretraining an encoder on unlabelled text: preprocessing, masking, the pretraining task."""
