@@ -4,8 +4,8 @@ Models: ALBERT-base (brightmart albert_zh base) and m3e-small (BERT, 4 layers, H
 heads `bilstm-crf` (the trainer's BiLSTM: RNN(LSTMCell), a sequential loop), `crf-only` (no BiLSTM: isolates its
 cost) and `bilstm-cudnn-crf` (Keras LSTM, which takes the cuDNN kernel on a GPU; only without XLA, where that
 kernel exists). Each variant (model, precision, XLA on/off, head, 1 or N GPUs) runs the step of
-`albert-ner train` (Trainer._train_step, on a bare Trainer as bench/hf_compare.py builds it) in its own
-subprocess, so that precision policies and XLA state do not leak; a failure or timeout is a row, not a crash.
+`albert-ner train` (train/runner.build_training on ner_task.NerTrainable, as bench/hf_compare.py builds it) in
+its own subprocess, so that precision policies and XLA state do not leak; a failure or timeout is a row, not a crash.
 
     python bench/gpu_step.py --quick --budget-s 420 --json-out bench/runs/gpu_step.json     # ~8 min on one GPU
     python bench/gpu_step.py --device cpu --models tiny --steps 2 --warmup 1                # CPU smoke run
@@ -25,7 +25,7 @@ XLA programs compiled: the child runs with XLA_FLAGS=--xla_dump_to=<temp dir>; X
 process, so it cannot count.) `traces` is the step tf.function's experimental_get_tracing_count().
 
 N GPUs: tf.distribute.MirroredStrategy over all visible GPUs, global batch = --batch-size x N; the trainer has no
-distributed step yet, so this script runs Trainer._train_step per replica under strategy.run (the Keras
+distributed step yet, so this script runs the trainer's step per replica under strategy.run (the Keras
 optimizers all-reduce the gradients; the clip norm is each replica's own): for throughput only.
 """
 from __future__ import annotations
@@ -182,12 +182,12 @@ def build_bilstm_cudnn(units: int):
                                          name="bilstm_cudnn")
 
 
-def make_trainer(args: argparse.Namespace, variant: Dict[str, Any], total_steps: int):
-    """A bare Trainer holding only what its step reads (as bench/hf_compare.py builds it); returns it."""
-    from albert_ner.config import HeadConfig, ModelConfig, TrainConfig
+def make_training(args: argparse.Namespace, variant: Dict[str, Any], total_steps: int):
+    """The model and the train step `albert-ner train` builds for it (runner.build_training); returns the Training."""
+    from albert_ner.config import HeadConfig, ModelConfig
     from albert_ner.model.tagger import NerTagger
-    from albert_ner.train.loop import Trainer, TrainState
-    from albert_ner.train.optim import DynamicLossScale, make_optimizer
+    from albert_ner.train.ner_task import NerTrainable
+    from albert_ner.train.runner import build_training
 
     head = variant["head"]
     units = 0 if head == "crf-only" else args.lstm_units
@@ -196,14 +196,9 @@ def make_trainer(args: argparse.Namespace, variant: Dict[str, Any], total_steps:
     if head == "bilstm-cudnn-crf":
         model.bilstm = build_bilstm_cudnn(units)
     model.build_weights()
-    trainer = Trainer.__new__(Trainer)
-    trainer.cfg = TrainConfig(train_file="<bench>", output_dir="<bench>", vocab_file="<bench>", seed=args.seed,
-                              precision=variant["precision"], jit=variant["jit"])
-    trainer.model, trainer.state, trainer.frozen_rows = model, TrainState(), None
-    trainer.loss_scale = DynamicLossScale() if variant["precision"] == "mixed_float16" else None
-    trainer.encoder_opt = make_optimizer(5e-5, 0.01, 1, total_steps, model.encoder_variables, "encoder_adamw")
-    trainer.head_opt = make_optimizer(1e-3, 0.01, 1, total_steps, model.head_variables, "head_adamw")
-    return trainer
+    return build_training(NerTrainable(model, encoder_lr=5e-5, head_lr=1e-3), seed=args.seed,
+                          policy=variant["precision"], clip_norm=1.0, weight_decay=0.01, warmup_steps=1,
+                          total_steps=total_steps)
 
 
 def strategy_for(args: argparse.Namespace, gpus: int):
@@ -221,6 +216,8 @@ def run_child(args: argparse.Namespace) -> Dict[str, Any]:
     """Time one variant (given as JSON in --child); returns its result."""
     import tensorflow as tf
 
+    from albert_ner.train.runner import compile_step
+
     variant = json.loads(args.child)
     if args.device == "cpu":
         tf.config.set_visible_devices([], "GPU")
@@ -234,10 +231,11 @@ def run_child(args: argparse.Namespace) -> Dict[str, Any]:
     total = args.warmup + args.steps
     b, t, n = args.batch_size, args.seq_len, variant["gpus"]
     with strategy.scope() if strategy else _nullcontext():
-        trainer = make_trainer(args, variant, total)
-    replica_step = tf.function(trainer._train_step, jit_compile=variant["jit"], reduce_retracing=True)
+        training = make_training(args, variant, total)
+    replica_step = compile_step(training.step, variant["jit"])
+    model = training.trainable.model
     rng = np.random.default_rng(args.seed)
-    vocab = trainer.model.config.encoder.vocab_size
+    vocab = model.config.encoder.vocab_size
 
     def host_batch() -> Dict[str, np.ndarray]:
         return {"token_ids": rng.integers(1, vocab, (b, t)).astype(np.int32),
@@ -249,7 +247,7 @@ def run_child(args: argparse.Namespace) -> Dict[str, Any]:
         traced = replica_step
 
         def step(batch) -> float:
-            return replica_step(batch)[0].numpy()
+            return replica_step(batch).loss.numpy()
     else:
         def distributed(per_replica: List[Dict[str, np.ndarray]]):
             return strategy.experimental_distribute_values_from_function(
@@ -258,8 +256,8 @@ def run_child(args: argparse.Namespace) -> Dict[str, Any]:
 
         @tf.function
         def global_step(batch):
-            loss, _, _ = strategy.run(replica_step, args=(batch,))
-            return strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
+            result = strategy.run(replica_step, args=(batch,))
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, result.loss, axis=None)
 
         traced = global_step  # strategy.run calls replica_step's Python function inside it (unless XLA on GPU)
 
@@ -268,8 +266,8 @@ def run_child(args: argparse.Namespace) -> Dict[str, Any]:
 
     result = time_steps(step, batches, args.warmup)
     finite_losses(result, variant["name"])
-    enc, head = trainer.model.encoder_variables, trainer.model.head_variables
-    bilstm = trainer.model.bilstm
+    enc, head = model.encoder_variables, model.head_variables
+    bilstm = model.bilstm
     result.update(variant=variant, traces=max(traced.experimental_get_tracing_count(),
                                                replica_step.experimental_get_tracing_count()),
                   global_batch=b * n, samples_per_s=b * n * 1000 / result["ms_mean"],

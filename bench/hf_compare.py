@@ -5,7 +5,7 @@ Two modes, both on CPU:
 ``--mode step``: steady-state train-step time of the same encoder on both sides, on random batches
 of B x T tokens with no padding (every row is [CLS] + T-2 characters + [SEP]), AdamW, global-norm
 clipping. Our side is NerTagger (encoder from the checkpoint's config.json, BiLSTM of --lstm-units,
-0 = none, and the CRF it always has) run by the trainer's own step (Trainer._train_step) in TF graph
+0 = none, and the CRF it always has) run by the trainer's own step (runner.build_training) in TF graph
 mode, under XLA and/or with the mixed_bfloat16 policy; the HF side is
 AutoModelForTokenClassification from the same folder in float32 and/or under bf16 autocast. Every
 (side, variant) runs in its own subprocess, so TensorFlow and torch never share a process or thread
@@ -59,9 +59,6 @@ OURS_VARIANTS: Dict[str, Tuple[bool, str]] = {
     "graph": (False, "float32"), "xla": (True, "float32"),
     "mixed_bfloat16": (False, "mixed_bfloat16"), "xla_mixed_bfloat16": (True, "mixed_bfloat16")}
 HF_VARIANTS: Dict[str, Optional[str]] = {"float32": None, "bf16": "bfloat16"}  # same as hf_finetune.AUTOCAST
-# Trainer attributes its train step reads beyond the model, state, config and optimizers, each with the value
-# that `albert-ner train` gives it when the feature is off (no float16 loss scaling, no frozen character rows).
-STEP_FEATURES_OFF: Dict[str, Any] = {"loss_scale": None, "frozen_rows": None}
 CPU_FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512f", "avx2")
 PACKAGES = ("tensorflow", "torch", "transformers", "numpy", "seqeval", "albert-ner")
 
@@ -147,10 +144,10 @@ def run_ours(args: argparse.Namespace, variant: str) -> Dict[str, Any]:
     tf.keras.utils.set_random_seed(args.seed)
     tf.keras.mixed_precision.set_global_policy(policy)
 
-    from albert_ner.config import HeadConfig, ModelConfig, TrainConfig
+    from albert_ner.config import HeadConfig, ModelConfig
     from albert_ner.model.tagger import NerTagger
-    from albert_ner.train.loop import Trainer, TrainState
-    from albert_ner.train.optim import make_optimizer
+    from albert_ner.train.ner_task import NerTrainable
+    from albert_ner.train.runner import build_training, compile_step
     from albert_ner.weights.convert import load_pretrained, pretrained_encoder_config
 
     encoder_config, _ = pretrained_encoder_config(args.checkpoint)
@@ -162,16 +159,10 @@ def run_ours(args: argparse.Namespace, variant: str) -> Dict[str, Any]:
     load_s = time.perf_counter() - t0
     total = args.warmup + args.steps
     enc, head = model.encoder_variables, model.head_variables
-    # A Trainer with only what its step reads, so that the step timed is exactly the one `albert-ner train` runs.
-    trainer = Trainer.__new__(Trainer)
-    trainer.cfg = TrainConfig(train_file="<bench>", output_dir="<bench>", vocab_file="<bench>", seed=args.seed,
-                              precision=policy, jit=jit)
-    trainer.model, trainer.state = model, TrainState()
-    for name, value in STEP_FEATURES_OFF.items():
-        setattr(trainer, name, value)
-    trainer.encoder_opt = make_optimizer(5e-5, 0.01, 1, total, enc, "encoder_adamw")
-    trainer.head_opt = make_optimizer(1e-3, 0.01, 1, total, head, "head_adamw")
-    step_fn = tf.function(trainer._train_step, jit_compile=jit, reduce_retracing=True)
+    # The step `albert-ner train` builds (no frozen character rows; a loss scale only under mixed_float16).
+    training = build_training(NerTrainable(model, encoder_lr=5e-5, head_lr=1e-3), seed=args.seed, policy=policy,
+                              clip_norm=1.0, weight_decay=0.01, warmup_steps=1, total_steps=total)
+    step_fn = compile_step(training.step, jit)
 
     lengths = np.full(args.batch_size, args.seq_len - 2, np.int32)
     batches = [{"token_ids": tf.constant(b["token_ids"]), "lengths": tf.constant(lengths),
@@ -180,14 +171,9 @@ def run_ours(args: argparse.Namespace, variant: str) -> Dict[str, Any]:
                                        len(STEP_LABELS), args.seed)]
 
     def step(batch) -> float:
-        loss, _, _ = step_fn(batch)
-        return loss.numpy()
+        return step_fn(batch).loss.numpy()
 
-    try:
-        result = time_steps(step, batches, args.warmup)
-    except AttributeError as exc:
-        raise RuntimeError(f"{__file__}: Trainer._train_step reads an attribute this benchmark does not set "
-                           f"({exc}); add it, with its 'feature off' value, to STEP_FEATURES_OFF") from exc
+    result = time_steps(step, batches, args.warmup)
     finite_losses(result, f"ours/{variant}")
     if args.profile_dir:
         out = Path(args.profile_dir) / f"ours_{variant}"

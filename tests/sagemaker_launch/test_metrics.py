@@ -1,40 +1,17 @@
 """The launcher's metric regexes against a training log as albert-ner writes it.
 
-The step and epoch lines are rendered from the `emit(f"...")` templates in albert_ner/train/loop.py (read
-from its source, so a changed format shows up here), the closing lines come from train/report.py's
+The step and epoch lines are rendered by the runner's own `step_line`/`epoch_line` (albert_ner/train/runner.py,
+with the NER task's epoch value, so a changed format shows up here), the closing lines come from train/report.py's
 `metric_lines`, and the noise around them (progress bars, log records, the report table) is what a
 SageMaker job's log holds. Each regex must match exactly the lines of its own kind, and capture their value.
 """
-import ast
 import itertools
 import re
 
+from albert_ner.train.ner_task import DEV_F1
 from albert_ner.train.report import format_table, metric_lines
-from tests.sagemaker_launch.conftest import ROOT, load_launcher
-
-
-def emit_templates():
-    """{first words: the f-string} of every emit(f"...") in the training loop."""
-    tree = ast.parse((ROOT / "albert_ner" / "train" / "loop.py").read_text(encoding="utf-8"))
-    found = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "emit" and node.args \
-                and isinstance(node.args[0], ast.JoinedStr):
-            first = node.args[0].values[0]
-            found[first.value.split(" =")[0]] = node.args[0]
-    return found
-
-
-def render(template, numbers):
-    """The line an f-string template prints, its placeholders filled from `numbers` with their format specs."""
-    out = []
-    for piece in template.values:
-        if isinstance(piece, ast.Constant):
-            out.append(piece.value)
-        else:
-            spec = "".join(c.value for c in piece.format_spec.values) if piece.format_spec else "d"
-            out.append(format(next(numbers), spec))
-    return "".join(out)
+from albert_ner.train.runner import epoch_line, step_line
+from tests.sagemaker_launch.conftest import load_launcher
 
 
 def report(f1, types=("LOC", "ORG", "PER")):
@@ -44,8 +21,6 @@ def report(f1, types=("LOC", "ORG", "PER")):
 
 def training_log():
     """(log lines, {kind: [(line, {field: printed value})]}) of a two-epoch job with dev and test sets."""
-    templates = emit_templates()
-    assert set(templates) == {"step", "epoch"}, templates
     lines, kinds = [], {"step": [], "epoch": [], "eval": []}
     lines += ["2024-05-01 10:00:00 INFO albert_ner.sagemaker_env: host algo-1 of algo-1, 1 GPU(s); running: "
               "albert-ner train --data-dir /opt/ml/input/data/train --epochs 2 --output-dir /opt/ml/checkpoints",
@@ -55,14 +30,14 @@ def training_log():
         for i in range(3):
             n = next(step)
             loss, speed = 2.0 / n + 1e-5, 800.0 + i
-            line = render(templates["step"], iter([n, loss, speed]))
+            line = step_line(n, loss, speed)
             lines += [f"epoch {epoch}/2:  {30 * i}%|###       | {n}/300 [00:05<00:10, 9.8it/s, loss={loss:.3f}]", line]
             kinds["step"].append((line, {"train:loss": f"{loss:.4f}", "train:samples_per_sec": f"{speed:.1f}"}))
         loss, f1 = 0.5 / epoch, 0.8 + epoch / 100
-        line = render(templates["epoch"], iter([epoch, loss, f1, 120.5]))
+        line = epoch_line(epoch, loss, {DEV_F1: f1}, 120.5)
         lines.append(line)
         kinds["epoch"].append((line, {"train:epoch_loss": f"{loss:.4f}", "dev:f1": f"{f1:.4f}"}))
-        lines.append(f"2024-05-01 10:0{epoch}:00 INFO albert_ner.train.loop: new best dev F1 {f1:.4f} at epoch "
+        lines.append(f"2024-05-01 10:0{epoch}:00 INFO albert_ner.train.runner: new best dev F1 {f1:.4f} at epoch "
                      f"{epoch}: model published as /opt/ml/checkpoints/model-{epoch}")
     dev, test = report(0.8201), report(0.7903)
     lines += format_table(dev).splitlines() + metric_lines("dev", dev)
