@@ -284,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--jit", type=str2bool, default=True, metavar="BOOL",
                    help="XLA-compile the decode function (default: true; faster than graph mode on CPU too)")
 
+    p = sub.add_parser("pretrain", help="pretrain an encoder on your own unlabelled text (whole-word-masked MLM, "
+                                        "sentence order), from scratch or continuing a pretrained one; "
+                                        "`train --init OUTPUT_DIR` fine-tunes the result")
+    from albert_ner.pretrain.cli import add_arguments as add_pretrain_arguments
+
+    add_pretrain_arguments(p)
+
     x = sub.add_parser("export", help="export a trained model as a TF SavedModel with a SageMaker TFS handler")
     x.add_argument("model_dir", help="a directory written by `albert-ner train`")
     x.add_argument("out", help="output directory (must not exist or be empty)")
@@ -445,6 +452,12 @@ def _silence_stdout() -> None:
         pass
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from albert_ner.pretrain.cli import cmd_pretrain as run
+
+    return run(args)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from albert_ner.writable import check_output_dir
 
@@ -520,7 +533,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     handler.setFormatter(CliFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])  # unless set up
     commands = {"train": cmd_train, "convert": cmd_convert, "download": cmd_download, "tag": cmd_tag,
-                "export": cmd_export, "evaluate": cmd_evaluate}
+                "export": cmd_export, "evaluate": cmd_evaluate, "pretrain": cmd_pretrain}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

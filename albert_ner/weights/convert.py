@@ -35,9 +35,22 @@ ENCODER_PREFIX = "encoder/ckpt"
 REPORT_FILE = "conversion_report.json"
 
 
+PRETRAINED_SUBDIR = "pretrained"  # where `albert-ner pretrain` publishes inside its output directory
+
+
 def is_converted(path: str | Path) -> bool:
     path = Path(path)
     return path.is_dir() and (path / ENCODER_CONFIG).is_file()
+
+
+def pretraining_output(path: str | Path) -> Path:
+    """An `albert-ner pretrain` output directory stands for the encoder it published (OUT/pretrained); any
+    other path is returned as it is."""
+    path = Path(path)
+    inner = path / PRETRAINED_SUBDIR
+    if path.is_dir() and not is_converted(path) and is_converted(inner):
+        return inner
+    return path
 
 
 def _build(encoder: TransformerEncoder) -> None:
@@ -49,7 +62,7 @@ def _build(encoder: TransformerEncoder) -> None:
 def pretrained_encoder_config(path: str | Path, **overrides: Any) -> Tuple[EncoderConfig, Optional[Path]]:
     """(EncoderConfig, vocab file) of a converted directory, a model `albert-ner train` wrote or a published
     source, without reading weights; a local archive of any of them is unpacked into the cache first."""
-    path = unpacked_local(path)
+    path = pretraining_output(unpacked_local(path))
     trained = warm_start.open_trained(path)
     if trained is not None:
         encoder = dataclasses.replace(trained.config.encoder, **overrides) if overrides else trained.config.encoder
@@ -70,7 +83,7 @@ def pretrained_encoder_config(path: str | Path, **overrides: Any) -> Tuple[Encod
 def load_pretrained(encoder: TransformerEncoder, path: str | Path) -> Dict[str, Any]:
     """Fill a built encoder from a converted directory, a trained model's encoder or a published source;
     returns the load report."""
-    path = unpacked_local(path)
+    path = pretraining_output(unpacked_local(path))
     if warm_start.find_trained_model(path) is not None:
         return warm_start.restore_encoder(encoder, path)
     if is_converted(path):

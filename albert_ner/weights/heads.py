@@ -25,7 +25,8 @@ from albert_ner.data.features import VOCAB_FILE
 from albert_ner.data.vocab import vocab_file_bytes
 from albert_ner.model import warm_start
 from albert_ner.model.pretraining import PretrainingModel
-from albert_ner.weights.convert import ENCODER_CONFIG, ENCODER_PREFIX, REPORT_FILE, is_converted, load_pretrained
+from albert_ner.weights.convert import (ENCODER_CONFIG, ENCODER_PREFIX, REPORT_FILE, is_converted, load_pretrained,
+                                        pretraining_output)
 from albert_ner.weights.head_names import HEAD_NAME_MAPS, HEAD_PARTS, is_brightmart, map_head_tensors
 from albert_ner.weights.loader import assign_encoder_weights
 from albert_ner.weights.names import detect_name_map
@@ -152,7 +153,7 @@ def read_saved_heads(directory: str | Path) -> Dict[str, Tuple[str, np.ndarray]]
 def load_pretraining_init(model: PretrainingModel, path: str | Path) -> Dict[str, Any]:
     """Continual pretraining: fill a built model's encoder and heads from `path` (any source `train --init`
     takes); returns {"encoder": load report, "heads": head report}."""
-    path = unpacked_local(path)
+    path = pretraining_output(unpacked_local(path))
     if warm_start.find_trained_model(path) is not None:  # an NER model: its encoder, no pretraining heads
         encoder_report = load_pretrained(model.encoder, path)
         heads = assign_head_weights(model, {}, str(path), "albert-ner trained NER model")

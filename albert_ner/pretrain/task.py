@@ -1,0 +1,356 @@
+"""The pretraining task on the generic runner: corpus shards -> masked batches -> PretrainingModel (MLM + SOP).
+
+train/runner.py does the stepping, checkpoints, resume and signals; this module says what is trained
+(an encoder with its tied MLM head and optional sentence-order head), on which batches (the shards of
+pretrain/preprocess.py, masked by pretrain/examples.py anew every pass over the data), how an epoch is judged
+(MLM accuracy and perplexity on the held-out documents) and what is published:
+    OUT/pretrained/   encoder + heads (weights/heads.py): `albert-ner train --init OUT` reads it
+    OUT/hf/           the same weights as BertForMaskedLM / AlbertForMaskedLM (pretrain/hf_export.py)
+    OUT/pretrain_results.json  held-out metrics before and after, speed, corpus counts
+An "epoch" is one pass over the training chunks; with --max-steps it is instead a fixed share of that budget
+(max_steps / epochs steps, running on through as many passes as needed), so evaluation rounds stay regular.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from albert_ner.config import EncoderConfig, preset_encoder, save_json
+from albert_ner.data.vocab import Vocab
+from albert_ner.model.modeldir import file_sha256
+from albert_ner.model.pretraining import PretrainingModel
+from albert_ner.pretrain import shards as shardfiles
+from albert_ner.pretrain.config import PretrainConfig
+from albert_ner.pretrain.examples import ExampleSpec, make_batches
+from albert_ner.pretrain.inputs import corpus_fingerprint, expand_corpus
+from albert_ner.train.runner import (Batch, EpochEval, ParamGroup, Runner, RunSettings, RunSummary, Task,
+                                     Trainable, emit)
+
+log = logging.getLogger(__name__)
+
+CHAR_LOOKUP = "exact_first"  # the ids `train --init` gives a pretrained encoder's characters
+PRETRAINED_DIR = "pretrained"
+HF_DIR = "hf"
+DATA_DIR = "data"
+RESULTS_FILE = "pretrain_results.json"
+CONFIG_FILE = "pretrain_config.json"
+BEFORE_FILE = "heldout_before.json"
+# PretrainConfig fields a resumed run may change: bookkeeping, compilation and how shards are made.
+MAY_DIFFER = ("output_dir", "jit", "log_every", "checkpoint_every", "resume", "workers", "eval_batches", "data_dir")
+FILE_FIELDS = ("vocab_file", "encoder_config", "user_dict")
+
+
+def run_settings(cfg: PretrainConfig) -> RunSettings:
+    """The runner's part of a PretrainConfig (no early stopping: the budget decides)."""
+    return RunSettings(output_dir=cfg.output_dir, epochs=cfg.epochs, seed=cfg.seed, precision=cfg.precision,
+                       jit=cfg.jit, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+                       clip_norm=cfg.clip_norm, patience=0, log_every=cfg.log_every,
+                       checkpoint_every=cfg.checkpoint_every, resume=cfg.resume)
+
+
+def sop_enabled(choice: str, encoder: EncoderConfig) -> bool:
+    """--sop auto: on for the ALBERT layouts (factorised embedding), off for BERT/ERNIE, as each was pretrained."""
+    if choice == "auto":
+        return encoder.embedding_layout in ("project_first", "project_last")
+    return choice == "on"
+
+
+def _file_id(path: Optional[str]) -> Optional[str]:
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_file():
+        return file_sha256(p)
+    return f"path:{os.path.abspath(path)}"  # a directory or known name: by where it is
+
+
+class PretrainTrainable(Trainable):
+    """The train step's view of a PretrainingModel: encoder and heads at one peak learning rate each."""
+
+    def __init__(self, model: PretrainingModel, learning_rate: float):
+        self.model = model
+        self.learning_rate = learning_rate
+
+    def parameter_groups(self) -> List[ParamGroup]:
+        return [ParamGroup("encoder", tuple(self.model.encoder.trainable_variables), self.learning_rate),
+                ParamGroup("head", tuple(self.model.head_variables), self.learning_rate)]
+
+    def loss_and_metrics(self, batch: Batch, training: bool):
+        loss, metrics = self.model.loss_and_metrics(batch, training=training)
+        keep = ("mlm_accuracy", "sop_accuracy") if self.model.sop else ("mlm_accuracy",)
+        return loss, {k: metrics[k] for k in keep}
+
+
+class PretrainTask(Task):
+    """MLM (+ SOP) pretraining of one encoder on preprocessed corpus shards."""
+
+    score_name = "held-out MLM loss (negated)"  # selection on the objective itself: accuracy ties early on
+
+    def __init__(self, cfg: PretrainConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.output_dir)
+        self.data_dir = Path(cfg.data_dir) if cfg.data_dir else self.out / DATA_DIR
+
+    # ---- before the model ------------------------------------------------------------------------------------
+    def open(self) -> None:
+        cfg = self.cfg
+        if cfg.init:
+            here, there = self.out.resolve(), Path(cfg.init).resolve()
+            if here == there or there in here.parents:
+                raise ValueError(f"--init {cfg.init} and --output-dir {self.out} overlap: this run would overwrite "
+                                 "the encoder it starts from; write into another --output-dir")
+
+    def fingerprint(self) -> Dict[str, Any]:
+        cfg = self.cfg
+        values = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in MAY_DIFFER and k != "inputs"}
+        for key in FILE_FIELDS:
+            values[key] = _file_id(getattr(cfg, key))
+        values["init"] = _file_id(cfg.init)
+        values["inputs"] = [{k: f[k] for k in ("path", "bytes") if k in f}
+                            for f in corpus_fingerprint(expand_corpus(cfg.inputs))]
+        return values
+
+    def fingerprint_differences(self, saved: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
+        out = []
+        for key in sorted(set(saved) | set(now)):
+            if saved.get(key) != now.get(key):
+                old, new = json.dumps(saved.get(key))[:120], json.dumps(now.get(key))[:120]
+                out.append(f"{key}: {old} (checkpoint) vs {new} (now)")
+        return out
+
+    def prepare(self) -> Dict[str, Any]:
+        """Vocabulary, encoder config, preprocessing (cached), the example spec; returns the model config."""
+        from albert_ner.pretrain.preprocess import preprocess
+
+        cfg = self.cfg
+        self.vocab = Vocab.from_file(cfg.vocab_file, char_lookup=CHAR_LOOKUP)
+        self.encoder_config = self._encoder_config()
+        if self.encoder_config.vocab_size < len(self.vocab):
+            raise ValueError(f"{cfg.vocab_file}: {len(self.vocab)} tokens, but the encoder has only "
+                             f"{self.encoder_config.vocab_size} embedding rows")
+        if cfg.max_seq_len > self.encoder_config.max_position_embeddings:
+            raise ValueError(f"max_seq_len {cfg.max_seq_len} exceeds the encoder's "
+                             f"{self.encoder_config.max_position_embeddings} positions")
+        self.sop = sop_enabled(cfg.sop, self.encoder_config)
+        if self.sop and self.encoder_config.type_vocab_size < 2:
+            raise ValueError("--sop on needs two token types (segment A and B); this encoder has "
+                             f"type_vocab_size {self.encoder_config.type_vocab_size}")
+        self.spec = ExampleSpec.for_vocab(self.vocab, cfg.max_seq_len, mask_prob=cfg.mask_prob,
+                                          whole_word=cfg.whole_word, char_mask_share=cfg.char_mask_share, sop=self.sop)
+        t0 = time.time()
+        self.manifest = preprocess(cfg.inputs, str(self.data_dir), cfg.vocab_file, cfg.max_seq_len,
+                                   user_dict=cfg.user_dict, doc_per=cfg.doc_per, workers=cfg.workers or None,
+                                   heldout_fraction=cfg.heldout_fraction, encoding=cfg.encoding,
+                                   char_lookup=CHAR_LOOKUP)
+        log.info("corpus ready in %s (%.1fs)", self.data_dir, time.time() - t0)
+        return {"encoder": dataclasses.asdict(self.encoder_config), "sop": self.sop,
+                "spec": json.loads(json.dumps(dataclasses.asdict(self.spec)))}
+
+    def _encoder_config(self) -> EncoderConfig:
+        cfg = self.cfg
+        overrides = {}
+        if cfg.encoder_dropout is not None:
+            overrides = dict(hidden_dropout_prob=cfg.encoder_dropout, attention_probs_dropout_prob=cfg.encoder_dropout)
+        if cfg.init:
+            from albert_ner.weights.convert import pretrained_encoder_config
+
+            return pretrained_encoder_config(cfg.init, **overrides)[0]
+        if cfg.encoder_config:
+            return EncoderConfig.from_pretrained_json(cfg.encoder_config, **overrides)
+        return preset_encoder(cfg.encoder_preset, vocab_size=len(self.vocab), **overrides)
+
+    def prepare_batches(self) -> int:
+        """Batches per pass over the training chunks (exact: bucket counts from the shards' chunk lengths), and
+        the steps of one epoch."""
+        cfg = self.cfg
+        self.batches_per_pass = self._batches_per_pass("train")
+        if self.batches_per_pass < 1:
+            raise ValueError(f"{self.data_dir}: the corpus made no training chunks")
+        if cfg.max_steps:
+            self.steps_per_epoch = math.ceil(cfg.max_steps / cfg.epochs)
+        else:
+            self.steps_per_epoch = self.batches_per_pass
+        log.info("%d training chunks -> %d batches of %d per pass over the data; %d epochs of %d steps (%.2f passes)",
+                 shardfiles.count_examples(self.data_dir, "train"), self.batches_per_pass, cfg.batch_size, cfg.epochs,
+                 self.steps_per_epoch, cfg.epochs * self.steps_per_epoch / self.batches_per_pass)
+        return self.steps_per_epoch
+
+    def _chunk_lengths(self, split: str) -> np.ndarray:
+        manifest = shardfiles.load_manifest(self.data_dir, split)
+        lengths = [np.diff(shardfiles.load_shard(self.data_dir / s["file"])["offsets"])
+                   for s in manifest["splits"][split]["shards"] if s["examples"] > 0]
+        return np.concatenate(lengths) if lengths else np.zeros([0], np.int64)
+
+    def _batches_per_pass(self, split: str) -> int:
+        """How many batches make_batches yields for `split`: per bucket, ceil(examples / batch size)."""
+        chunk = self._chunk_lengths(split)
+        rows = chunk + np.where(self.sop & (chunk >= 2), 3, 2)  # [CLS] A [SEP] B [SEP], or [CLS] x [SEP]
+        buckets = np.asarray(self.spec.buckets)
+        bucket = np.sum(buckets[None, :] < rows[:, None], axis=1)
+        counts = np.bincount(bucket, minlength=len(buckets))
+        return int(sum(math.ceil(c / self.cfg.batch_size) for c in counts))
+
+    # ---- the model -------------------------------------------------------------------------------------------
+    def build(self, jit: bool) -> Trainable:
+        cfg = self.cfg
+        self.model = PretrainingModel(self.encoder_config, sop=self.sop)
+        self.model.build_weights()
+        self.init_report = None
+        if cfg.init:
+            from albert_ner.weights.heads import load_pretraining_init
+
+            self.init_report = load_pretraining_init(self.model, cfg.init)
+            heads = self.init_report.get("heads", {})
+            log.info("--init %s: encoder loaded; heads loaded: %s; fresh: %s", cfg.init,
+                     ", ".join(heads.get("loaded") or {}) or "none",
+                     "; ".join(f"{k} ({v})" for k, v in (heads.get("fresh") or {}).items()) or "none")
+        log.info("pretraining model: %s encoder parameters, %s head parameters; objectives: MLM%s",
+                 f"{_count(self.model.encoder.trainable_variables):,}", f"{_count(self.model.head_variables):,}",
+                 " + sentence order" if self.sop else "")
+        self.eval_step = tf.function(lambda b: self.model.loss_and_metrics(b, training=False), jit_compile=jit,
+                                     reduce_retracing=True)
+        return PretrainTrainable(self.model, cfg.learning_rate)
+
+    def start(self, run_id: str) -> None:
+        """Save the config; measure the held-out set once before any training (kept across resumes)."""
+        self.run_id = run_id
+        save_json(self.cfg, self.out / CONFIG_FILE)
+        before = self.out / BEFORE_FILE
+        saved = json.loads(before.read_text(encoding="utf-8")) if before.is_file() else None
+        if saved is None or saved.get("run_id") != run_id:
+            metrics = self.heldout_metrics()
+            before.write_text(json.dumps({"run_id": run_id, **metrics}, indent=2) + "\n", encoding="utf-8")
+            if metrics:
+                log.info("held-out before pretraining: %s", _describe(metrics))
+
+    # ---- batches ---------------------------------------------------------------------------------------------
+    def _pass_batches(self, split: str, pass_index: int, shuffle: bool) -> tf.data.Dataset:
+        examples = shardfiles.read_examples(self.data_dir, split, self.cfg.shuffle_buffer if shuffle else 0,
+                                            seed=self.cfg.seed, epoch=pass_index)
+        return make_batches(examples, self.spec, self.cfg.seed, pass_index, self.cfg.batch_size)
+
+    def train_batches(self, epoch: int, skip: int) -> Iterator[Batch]:
+        """The epoch's batches after `skip`: global batch g = epoch * steps_per_epoch + skip is batch g % P of
+        pass g // P (P batches per pass), whose masks and order are fixed by (seed, pass)."""
+        g, left = epoch * self.steps_per_epoch + skip, self.steps_per_epoch - skip
+        while left > 0:
+            p, offset = divmod(g, self.batches_per_pass)
+            n = min(left, self.batches_per_pass - offset)
+            if offset:
+                log.info("positioning at batch %d of pass %d over the data", offset, p + 1)
+            for batch in self._pass_batches("train", p, shuffle=True).skip(offset).take(n).prefetch(2):
+                yield batch
+            g, left = g + n, left - n
+
+    def batch_size(self, batch: Batch) -> Tuple[int, int]:
+        lengths = batch["lengths"].numpy()
+        return int(np.count_nonzero(lengths)), int(lengths.sum())
+
+    # ---- judging and publishing ------------------------------------------------------------------------------
+    def heldout_metrics(self) -> Dict[str, float]:
+        """MLM loss/accuracy/perplexity (and SOP accuracy) on the held-out chunks with fixed masks (pass 0), over
+        at most eval_batches batches; {} without held-out chunks."""
+        if shardfiles.count_examples(self.data_dir, "heldout") == 0:
+            return {}
+        ds = self._pass_batches("heldout", 0, shuffle=False)
+        if self.cfg.eval_batches:
+            ds = ds.take(self.cfg.eval_batches)
+        loss = correct = masked = sop_hits = pairs = 0.0
+        for batch in ds:
+            _, m = self.eval_step(batch)
+            n = float(m["masked_tokens"])
+            loss, correct, masked = loss + float(m["mlm_loss"]) * n, correct + float(m["mlm_accuracy"]) * n, masked + n
+            if self.sop:
+                rows = float(tf.reduce_sum(tf.cast(tf.logical_and(
+                    batch["lengths"] > 0, tf.reduce_any(tf.equal(batch["segment_ids"], 1), axis=1)), tf.float32)))
+                sop_hits, pairs = sop_hits + float(m["sop_accuracy"]) * rows, pairs + rows
+        if not masked:
+            return {}
+        out = {"heldout_mlm_loss": loss / masked, "heldout_mlm_accuracy": correct / masked,
+               "heldout_perplexity": math.exp(min(loss / masked, 50.0)), "heldout_masked_tokens": masked}
+        if self.sop and pairs:
+            out["heldout_sop_accuracy"] = sop_hits / pairs
+        return out
+
+    def evaluate(self, epoch: int) -> EpochEval:
+        metrics = self.heldout_metrics()
+        if not metrics:
+            log.warning("no held-out chunks (heldout_fraction %s): every epoch's weights are published",
+                        self.cfg.heldout_fraction)
+            return EpochEval(score=float(epoch), line={}, summaries={})
+        line = {k: v for k, v in metrics.items() if k != "heldout_masked_tokens"}
+        self.last_heldout = metrics
+        return EpochEval(score=-metrics["heldout_mlm_loss"], line=line,
+                         summaries={f"heldout/{k[len('heldout_'):]}": v for k, v in line.items()})
+
+    def publish(self, epoch: int, score: float, step: int) -> Path:
+        """Write the weights and heads to OUT/pretrained (staged, then swapped in whole)."""
+        from albert_ner.weights.heads import save_pretrained_dir
+
+        final, staging, old = self.out / PRETRAINED_DIR, self.out / f".{PRETRAINED_DIR}.staging", \
+            self.out / f".{PRETRAINED_DIR}.old"
+        for leftover in (staging, old):
+            if leftover.exists():
+                shutil.rmtree(leftover)
+        info = {"run_id": self.run_id, "epoch": epoch, "step": step, "char_lookup": CHAR_LOOKUP,
+                "init": self.cfg.init, "heldout": getattr(self, "last_heldout", None)}
+        save_pretrained_dir(self.model, self.cfg.vocab_file, staging, info)
+        if final.exists():
+            final.rename(old)
+        staging.rename(final)
+        if old.exists():
+            shutil.rmtree(old)
+        return final
+
+    def final_report(self, summary: RunSummary) -> Dict[str, Any]:
+        """Reload the published weights, export them for Hugging Face, write pretrain_results.json, print lines."""
+        from albert_ner.pretrain.hf_export import export_hf
+        from albert_ner.weights.heads import load_pretraining_init
+
+        folder = self.out / PRETRAINED_DIR
+        if not (folder / "encoder_config.json").is_file():
+            folder = self.publish(summary.epochs_run, float("nan"), summary.steps)
+        load_pretraining_init(self.model, folder)
+        hf = export_hf(self.model, self.cfg.vocab_file, self.out / HF_DIR)
+        before_file = self.out / BEFORE_FILE
+        before = json.loads(before_file.read_text(encoding="utf-8")) if before_file.is_file() else {}
+        before.pop("run_id", None)
+        after = self.heldout_metrics()
+        results = {"pretrained": str(folder), "hf_export": str(hf), "best_epoch": summary.best_epoch,
+                   "epochs_run": summary.epochs_run, "steps": summary.steps, "sop": self.sop,
+                   "precision_policy": summary.precision_policy, "jit": summary.jit,
+                   "train_samples_per_sec": summary.train_samples_per_sec,
+                   "train_tokens_per_sec": summary.train_tokens_per_sec,
+                   "heldout_before": before, "heldout_after": after, "corpus": self.manifest.get("counts"),
+                   "init": self.cfg.init, "init_report": self.init_report,
+                   "wall_seconds": time.time() - summary.started}
+        save_json(results, self.out / RESULTS_FILE)
+        for key, value in after.items():
+            if key != "heldout_masked_tokens":
+                emit(f"pretrain_{key} = {value:.4f}")
+        log.info("held-out before: %s; after: %s. Fine-tune NER on it: albert-ner train --init %s",
+                 _describe(before) or "-", _describe(after) or "-", folder)
+        return results
+
+
+def _describe(metrics: Dict[str, float]) -> str:
+    return ", ".join(f"{k[len('heldout_'):]} {v:.4f}" for k, v in metrics.items() if k != "heldout_masked_tokens")
+
+
+def _count(variables) -> int:
+    return int(sum(np.prod(v.shape) for v in variables))
+
+
+def pretrain(cfg: PretrainConfig) -> Dict[str, Any]:
+    """Run one pretraining configuration end to end; see PretrainTask."""
+    return Runner(PretrainTask(cfg), run_settings(cfg)).run()
