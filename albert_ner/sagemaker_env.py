@@ -25,6 +25,10 @@ collects them:
                                        incremental training, `tag`, `evaluate`, `export`
                  (export=false: albert-ner-model/ only)
   SM_OUTPUT_DATA_DIR  eval_results.json, train_config.json and the TensorBoard logs
+  several hosts  one model is trained by all (MultiWorkerMirroredStrategy, albert_ner/train/distribute.py):
+                 TF_CONFIG as the TensorFlow container sets it, or built here from SM_HOSTS/SM_CURRENT_HOST
+                 (port ALBERT_NER_PORT, default 8890). Only the chief (algo-1) writes the checkpoint folder
+                 and SM_MODEL_DIR / SM_OUTPUT_DATA_DIR; the other hosts' are left empty
 Outside SageMaker the same flags work with local paths (the SM_* defaults are then not used).
 """
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import logging
 import os
 import shutil
@@ -260,6 +265,26 @@ def publish(work_dir: Path, paths: SageMakerPaths, export: bool) -> None:
              ", SavedModel and handler at the top" if export else "", paths.output_data_dir)
 
 
+def set_cluster(env: Mapping[str, str], paths: SageMakerPaths) -> bool:
+    """With several hosts, make sure the trainer finds its cluster: a TF_CONFIG already set (the TensorFlow
+    container's multi_worker_mirrored_strategy distribution) is kept, else one is built from SM_HOSTS and
+    SM_CURRENT_HOST (port ALBERT_NER_PORT, default 8890) into os.environ. Returns whether this host is the chief,
+    the one that writes checkpoints and publishes (worker 0: algo-1)."""
+    from albert_ner.train import distribute  # loads TensorFlow, which training does next anyway
+
+    config = distribute.read_tf_config(env)
+    if config is None:
+        config = distribute.tf_config_from_sagemaker(env)
+        if config is not None:
+            os.environ["TF_CONFIG"] = json.dumps(config)
+            log.info("TF_CONFIG from SM_HOSTS: %s", os.environ["TF_CONFIG"])
+    if config is None:
+        return True
+    task = config["task"]
+    return task["type"] == "chief" or (task["type"] == "worker" and int(task["index"]) == 0
+                                       and not config["cluster"].get("chief"))
+
+
 def main(argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> int:
     """The entry point for local, script-mode (BYOS) and custom-container (BYOC) jobs alike."""
     from albert_ner.cli import main as cli_main, str2bool
@@ -278,9 +303,11 @@ def main(argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> int:
     args = train_argv(hp, paths)
     log.info("host %s of %s, %d GPU(s); running: albert-ner %s", paths.current_host, ",".join(paths.hosts),
              paths.num_gpus, " ".join(args))
-    if len(paths.hosts) > 1:
-        log.warning("%d hosts: training runs on each independently (no distribution strategy); use one instance",
-                    len(paths.hosts))
+    try:
+        chief = set_cluster(env, paths)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     work_dir = Path(args[args.index("--output-dir") + 1])
     if work_dir.is_dir() and any(work_dir.iterdir()):  # a restarted job, or a reused checkpoint_s3_uri
         cfg = run_config(args)
@@ -289,6 +316,8 @@ def main(argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> int:
             log.error("%s", resume_refusal(problem, work_dir, paths))
             return 2
     code = cli_main(args)
-    if code == 0:
+    if code == 0 and chief:
         publish(work_dir, paths, export)
+    elif code == 0:
+        log.info("host %s is a worker: the chief (%s) publishes the model", paths.current_host, paths.hosts[0])
     return code

@@ -351,10 +351,17 @@ def build_estimator(args: argparse.Namespace, session, source_dir: Optional[Path
         check_framework_version(session.boto_region_name, args.framework_version, args.py_version,
                                 args.instance_type)
         return TensorFlow(entry_point="train.py", source_dir=str(source_dir), framework_version=args.framework_version,
-                          py_version=args.py_version, **common)
+                          py_version=args.py_version, distribution=byos_distribution(args.instance_count), **common)
     from sagemaker.estimator import Estimator
 
     return Estimator(image_uri=args.image_uri, **common)
+
+
+def byos_distribution(instance_count: int) -> Optional[Dict[str, Any]]:
+    """The TensorFlow estimator's distribution for several instances: MultiWorkerMirroredStrategy (the container
+    sets TF_CONFIG on every host; albert_ner/train/distribute.py reads it). One instance: none (its GPUs are
+    used through MirroredStrategy without any setting)."""
+    return {"multi_worker_mirrored_strategy": {"enabled": True}} if instance_count > 1 else None
 
 
 def check_training_args(args: argparse.Namespace) -> None:
@@ -380,10 +387,6 @@ def check_training_args(args: argparse.Namespace) -> None:
     check_uri("--checkpoint-s3-uri", args.checkpoint_s3_uri)
     check_uri("--output-path", args.output_path, ("s3://", "file://") if local else ("s3://",))
     check_hyperparameters(parse_hyperparameters(args.hp))
-    if args.instance_count > 1:  # refused until training runs across hosts (MultiWorkerMirroredStrategy)
-        raise LaunchError(f"--instance-count {args.instance_count}: training across several instances is not "
-                          "supported yet (each would train the same model on its own while you pay for all); "
-                          "use one instance, with several GPUs if you need more speed")
 
 
 def cmd_train(args: argparse.Namespace, session) -> Dict[str, Any]:
@@ -412,6 +415,10 @@ def cmd_train(args: argparse.Namespace, session) -> Dict[str, Any]:
                 "image_uri": estimator.training_image_uri(),
                 "framework_version": args.framework_version if args.mode == "byos" else None,
                 "instance_type": args.instance_type, "instance_count": args.instance_count,
+                # several instances train one model (MultiWorkerMirroredStrategy): byos through the estimator's
+                # distribution, byoc with a TF_CONFIG the container derives from SM_HOSTS
+                "distribution": (byos_distribution(args.instance_count) if args.mode == "byos" else
+                                 {"tf_config_from": "SM_HOSTS"} if args.instance_count > 1 else None),
                 "use_spot_instances": bool(args.spot), "max_run": args.max_run, "max_wait": spot_max_wait(args),
                 "volume_size": args.volume_size,
                 "checkpoint_s3_uri": None if local else args.checkpoint_s3_uri,
@@ -669,7 +676,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--instance-type", default="ml.g4dn.xlarge",
                           help="e.g. ml.g4dn.xlarge (T4, cheapest GPU), ml.g5.xlarge (A10G), ml.p3.2xlarge "
                                "(V100); local or local_gpu for local mode")
-    training.add_argument("--instance-count", type=positive_int, default=1)
+    training.add_argument("--instance-count", type=positive_int, default=1,
+                          help="instances training one model together (MultiWorkerMirroredStrategy; --hp batch_size "
+                               "is per GPU, a step trains batch_size x GPUs x instances rows)")
     training.add_argument("--spot", action="store_true", help="managed spot training (resumes from "
                                                               "--checkpoint-s3-uri after an interruption)")
     training.add_argument("--checkpoint-s3-uri", help="where /opt/ml/checkpoints is synced (needed with --spot)")

@@ -54,6 +54,40 @@ def test_channels_map_onto_train_flags(tmp_path):
                     "--epochs", "2", "--output-dir", "/b/checkpoints"]
 
 
+def test_several_hosts_get_a_tf_config_from_sm_hosts_and_only_the_chief_publishes(tmp_path, monkeypatch):
+    """BYOC: the entry point builds TF_CONFIG from SM_HOSTS (algo-1 is worker 0, the chief); a TF_CONFIG the
+    TensorFlow container set (BYOS) is kept; a worker host trains but leaves SM_MODEL_DIR to the chief."""
+    import albert_ner.cli
+    from albert_ner import sagemaker_env
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    hosts = {"SM_HOSTS": '["algo-1","algo-2"]', "SAGEMAKER_BASE_DIR": str(tmp_path)}
+    worker = dict(hosts, SM_CURRENT_HOST="algo-2")
+    assert sagemaker_env.set_cluster(worker, SageMakerPaths.from_env(worker)) is False
+    assert json.loads(os.environ["TF_CONFIG"]) == {"cluster": {"worker": ["algo-1:8890", "algo-2:8890"]},
+                                                   "task": {"type": "worker", "index": 1}}
+    chief = dict(hosts, SM_CURRENT_HOST="algo-1")
+    assert sagemaker_env.set_cluster(chief, SageMakerPaths.from_env(chief)) is True
+    given = json.dumps({"cluster": {"worker": ["h1:2222", "h2:2222"]}, "task": {"type": "worker", "index": 0}})
+    monkeypatch.setenv("TF_CONFIG", given)
+    assert sagemaker_env.set_cluster(dict(worker, TF_CONFIG=given), SageMakerPaths.from_env(worker)) is True
+    assert os.environ["TF_CONFIG"] == given  # the container's own is kept
+    monkeypatch.delenv("TF_CONFIG")
+    assert sagemaker_env.set_cluster({}, SageMakerPaths.from_env({})) is True and "TF_CONFIG" not in os.environ
+    with pytest.raises(ValueError, match="SM_CURRENT_HOST 'algo-7' is not one of SM_HOSTS"):
+        sagemaker_env.set_cluster(dict(hosts, SM_CURRENT_HOST="algo-7"), SageMakerPaths.from_env(hosts))
+
+    # A worker's job: training runs (here: a stand-in that succeeds), nothing is published.
+    published = []
+    monkeypatch.setattr(albert_ner.cli, "main", lambda args: 0)
+    monkeypatch.setattr(sagemaker_env, "publish", lambda *a: published.append(a))
+    (tmp_path / "input" / "data" / "training").mkdir(parents=True)
+    (tmp_path / "input" / "data" / "training" / "train.txt").write_text("x\tO\n")
+    assert sagemaker_env.main([], env=worker) == 0 and published == []
+    monkeypatch.delenv("TF_CONFIG")
+    assert sagemaker_env.main([], env=chief) == 0 and len(published) == 1
+
+
 def container_tree(tmp_path, msra_dir, vocab_path, sentences):
     """An /opt/ml-style root with config files and data channels, and the SM_* env the toolkit sets."""
     base = tmp_path / "opt_ml"

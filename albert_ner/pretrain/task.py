@@ -85,6 +85,11 @@ class PretrainTrainable(Trainable):
         return [ParamGroup("encoder", tuple(self.model.encoder.trainable_variables), self.learning_rate),
                 ParamGroup("head", tuple(self.model.head_variables), self.learning_rate)]
 
+    def loss_weight(self, batch: Batch) -> tf.Tensor:
+        """The MLM loss is a mean over masked tokens: with several replicas each weighs by its share of them
+        (exact for MLM; the SOP term, a mean over sentence pairs, is weighted the same way)."""
+        return tf.reduce_sum(tf.cast(batch["mlm_labels"] >= 0, tf.float32))
+
     def loss_and_metrics(self, batch: Batch, training: bool):
         loss, metrics = self.model.loss_and_metrics(batch, training=training)
         keep = ("mlm_accuracy", "sop_accuracy") if self.model.sop else ("mlm_accuracy",)
@@ -181,7 +186,7 @@ class PretrainTask(Task):
         else:
             self.steps_per_epoch = self.batches_per_pass
         log.info("%d training chunks -> %d batches of %d per pass over the data; %d epochs of %d steps (%.2f passes)",
-                 shardfiles.count_examples(self.data_dir, "train"), self.batches_per_pass, cfg.batch_size, cfg.epochs,
+                 shardfiles.count_examples(self.data_dir, "train"), self.batches_per_pass, self.global_batch, cfg.epochs,
                  self.steps_per_epoch, cfg.epochs * self.steps_per_epoch / self.batches_per_pass)
         return self.steps_per_epoch
 
@@ -198,7 +203,7 @@ class PretrainTask(Task):
         buckets = np.asarray(self.spec.buckets)
         bucket = np.sum(buckets[None, :] < rows[:, None], axis=1)
         counts = np.bincount(bucket, minlength=len(buckets))
-        return int(sum(math.ceil(c / self.cfg.batch_size) for c in counts))
+        return int(sum(math.ceil(c / self.global_batch) for c in counts))
 
     # ---- the model -------------------------------------------------------------------------------------------
     def build(self, jit: bool) -> Trainable:
@@ -237,7 +242,12 @@ class PretrainTask(Task):
     def _pass_batches(self, split: str, pass_index: int, shuffle: bool) -> tf.data.Dataset:
         examples = shardfiles.read_examples(self.data_dir, split, self.cfg.shuffle_buffer if shuffle else 0,
                                             seed=self.cfg.seed, epoch=pass_index)
-        return make_batches(examples, self.spec, self.cfg.seed, pass_index, self.cfg.batch_size)
+        return make_batches(examples, self.spec, self.cfg.seed, pass_index, self.global_batch)
+
+    @property
+    def global_batch(self) -> int:
+        """--batch-size is per replica (as in `train`): a step takes batch_size x replicas chunks."""
+        return self.cfg.batch_size * getattr(self, "replicas", 1)
 
     def train_batches(self, epoch: int, skip: int) -> Iterator[Batch]:
         """The epoch's batches after `skip`: global batch g = epoch * steps_per_epoch + skip is batch g % P of

@@ -123,6 +123,10 @@ class NerTrainable(Trainable):
         inputs = {k: batch[k] for k in INPUT_KEYS if k in batch}
         return self.model.nll_loss(inputs, batch["labels"], training=training), {}
 
+    def loss_weight(self, batch: Batch) -> tf.Tensor:
+        """The loss is a mean over the real rows (padding rows have length 0)."""
+        return tf.reduce_sum(tf.cast(batch["lengths"] > 0, tf.float32))
+
     def adjust_gradients(self, grads: List, variables: Sequence[tf.Variable]) -> List:
         """Frozen character vectors get no gradient, so they have no say in the clipping either."""
         if self.frozen_rows is None:
@@ -131,10 +135,11 @@ class NerTrainable(Trainable):
         return [_mask_rows(g, self.frozen_rows.keep) if v is table else g for g, v in zip(grads, variables)]
 
     def after_update(self) -> None:
-        """Undo AdamW's weight decay on the frozen rows."""
+        """Undo AdamW's weight decay on the frozen rows (scatter_update: also every copy of a mirrored table)."""
         if self.frozen_rows is not None:
-            self.model.encoder.embeddings.word_embeddings.scatter_nd_update(self.frozen_rows.ids,
-                                                                            self.frozen_rows.values)
+            rows = self.frozen_rows
+            self.model.encoder.embeddings.word_embeddings.scatter_update(
+                tf.IndexedSlices(rows.values, rows.ids[:, 0]))
 
 
 def _mask_rows(grad, keep: tf.Tensor):
@@ -239,10 +244,13 @@ class NerTask(Task):
         if split:
             log.info("%d long training sentences were split into overlapping windows (%d extra rows)",
                      sum(len(s.chars) > max_chars for s in self.splits.train), split)
-        self.planner = self.featurizer.planner(train_corpus, windows, cfg.batch_size, cfg.max_seq_len)
+        # --batch-size is per replica: a step trains batch_size x replicas rows (split evenly over the replicas).
+        self.planner = self.featurizer.planner(train_corpus, windows, cfg.batch_size * self.replicas,
+                                               cfg.max_seq_len)
         steps = self.planner.num_batches()
-        log.info("encoded %d training windows into %d batches/epoch (buckets %s) in %.1fs",
-                 len(windows), steps, self.planner.buckets, time.time() - t0)
+        log.info("encoded %d training windows into %d batches/epoch of %d rows (%d per replica x %d replica(s); "
+                 "buckets %s) in %.1fs", len(windows), steps, cfg.batch_size * self.replicas, cfg.batch_size,
+                 self.replicas, self.planner.buckets, time.time() - t0)
         return steps
 
     def build(self, jit: bool) -> NerTrainable:
@@ -361,6 +369,11 @@ class NerTask(Task):
             "precision_policy": summary.precision_policy,
             "jit": summary.jit,
             "train_samples_per_sec": summary.train_samples_per_sec,
+            # --batch-size is per replica; a step's global batch is it times the replicas of all workers
+            "batch_size_per_replica": self.cfg.batch_size,
+            "replicas": summary.replicas,
+            "workers": summary.workers,
+            "global_batch_size": self.cfg.batch_size * summary.replicas,
             "corpora": [dataclasses.asdict(s) for s in self.splits.stats],
             "unseen_types": self.splits.unseen_types,  # entity types of dev/test that train lacks, with counts
             "pretrained_init": self.init_report,

@@ -151,11 +151,35 @@ def dry_run(argv, cwd):
                           env=offline_env(AWS_DEFAULT_REGION="eu-west-1"), capture_output=True, text=True, timeout=120)
 
 
-def test_several_training_instances_are_refused_before_anything_starts(tmp_path):
-    """Until training runs across hosts, a second instance would only train the same model again at full price."""
-    proc = dry_run(["byos", "--role", ROLE, "--train", "s3://data/msra/", "--instance-count", "2"], tmp_path)
-    assert proc.returncode == 2 and "--instance-count 2: training across several instances is not supported" \
-        in proc.stderr and not proc.stdout
+def test_several_instances_train_one_model_with_multi_worker_mirrored_strategy(session, tmp_path, capsys):
+    """byos: the TensorFlow estimator's multi_worker_mirrored_strategy distribution (the container writes
+    TF_CONFIG); byoc: the request asks for the instances and the entry point derives TF_CONFIG from SM_HOSTS."""
+    sm, requests = session
+    data = channel_data(tmp_path)
+    code, plan, err = launch(["byos", "--role", ROLE, "--train", str(data / "msra"), "--instance-count", "2",
+                              "--instance-type", "ml.p3.8xlarge", "--checkpoint-s3-uri", f"s3://{BUCKET}/ckpt/a"],
+                             sm, capsys)
+    assert code == 0, err
+    req = requests[-1]
+    assert req["ResourceConfig"]["InstanceCount"] == 2 and req["ResourceConfig"]["InstanceType"] == "ml.p3.8xlarge"
+    hp = {k: v.strip('"') for k, v in req["HyperParameters"].items()}
+    assert hp["sagemaker_multi_worker_mirrored_strategy_enabled"] == "true"
+    assert plan["distribution"] == {"multi_worker_mirrored_strategy": {"enabled": True}}
+    assert plan["instance_count"] == 2
+
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/albert-ner:v1"
+    code, plan, err = launch(["byoc", "--role", ROLE, "--image-uri", image, "--train", "s3://data/msra/",
+                              "--instance-count", "3", "--output-path", f"s3://{BUCKET}/models"], sm, capsys)
+    assert code == 0, err
+    req = requests[-1]
+    assert req["ResourceConfig"]["InstanceCount"] == 3
+    assert not any(k.startswith("sagemaker_") for k in req.get("HyperParameters", {}))
+    assert plan["distribution"] == {"tf_config_from": "SM_HOSTS"}
+
+    code, plan, err = launch(["byos", "--role", ROLE, "--train", str(data / "msra"), "--instance-count", "1"],
+                             sm, capsys)
+    assert code == 0 and plan["distribution"] is None, err
+    assert "sagemaker_multi_worker_mirrored_strategy_enabled" not in requests[-1]["HyperParameters"]
 
 
 def test_dry_run_prints_every_cost_setting_as_clean_json(tmp_path):
