@@ -24,3 +24,15 @@ def msra_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def vocab_path(shared_dir: Path) -> Path:
     return shared_dir / "pretrained" / "vocab.txt"
+
+
+@pytest.fixture(autouse=True)
+def environment_restored():
+    """Put os.environ back as it was after every test: code under test may write to it (the SageMaker entry point
+    sets TF_CONFIG for several hosts), and a value left behind reaches every later subprocess (a TF_CONFIG naming
+    a second host makes each later training job wait for that host forever)."""
+    saved = dict(os.environ)
+    yield
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update(saved)
