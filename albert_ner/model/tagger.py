@@ -18,6 +18,7 @@ from albert_ner.config import ModelConfig
 from albert_ner.data.lexicon import NUM_BOUNDARY_IDS, NUM_POS_IDS
 from albert_ner.data.pipeline import CHAR_FEATURES
 from albert_ner.model.encoder import TransformerEncoder
+from albert_ner.model.lstm import BiLSTM
 from albert_ner.model.noise import SeededDropout
 from crf import CRF, crf_marginals
 
@@ -40,11 +41,8 @@ class NerTagger(tf.keras.Model):
         self.bigram_embedding = embedding(head.bigram_vocab_size, head.bigram_dim, "bigram_embedding")
         self.bilstm = None
         if head.lstm_units:
-            # RNN(LSTMCell) rather than LSTM: Keras 2's LSTM recompiles every step under XLA.
-            self.bilstm = tf.keras.layers.Bidirectional(
-                tf.keras.layers.RNN(tf.keras.layers.LSTMCell(head.lstm_units, name="lstm_cell"),
-                                    return_sequences=True, name="rnn"),
-                name="bilstm")
+            # Keras' Bidirectional(RNN(LSTMCell)) variables and checkpoint paths, computed by model/lstm.py.
+            self.bilstm = BiLSTM(head.lstm_units, name="bilstm")
         self.input_dropout = SeededDropout(head.input_dropout)
         self.head_dropout = SeededDropout(head.dropout)
         # Potentials in float32 whatever the precision policy: the CRF needs the range.
