@@ -1,4 +1,5 @@
-"""The only SageMaker-aware module: turn a training container's environment into `albert-ner train`.
+"""The only SageMaker-aware module: turn a training container's environment into `albert-ner train` (or, with
+the hyperparameter task=pretrain, `albert-ner pretrain`).
 
 SageMaker passes hyperparameters as `--key value` strings (booleans as True/true, numbers as
 strings; the v2 TensorFlow estimator adds `--model_dir s3://...`, which is accepted and ignored)
@@ -29,6 +30,19 @@ collects them:
                  TF_CONFIG as the TensorFlow container sets it, or built here from SM_HOSTS/SM_CURRENT_HOST
                  (port ALBERT_NER_PORT, default 8890). Only the chief (algo-1) writes the checkpoint folder
                  and SM_MODEL_DIR / SM_OUTPUT_DATA_DIR; the other hosts' are left empty
+task=pretrain   the same job runs `albert-ner pretrain` (hyperparameters: PretrainConfig fields, see
+                 `albert-ner pretrain --help`, and model_dir, config; train-only keys are refused):
+  channels       training|train -> the text (every file in the folder, plain or .gz/.xz/.bz2); pretrained -> --init
+                 (an encoder, or the model.tar.gz of an earlier job: continual pretraining); vocab -> --vocab-file;
+                 an `init` hyperparameter that is an s3:// URI is downloaded as above; no validation or test
+                 channel (the held-out text is heldout_fraction of the documents)
+  working dir    the checkpoint sync folder as above (shards, checkpoints): a restarted job resumes
+  SM_MODEL_DIR   pretrained/  the encoder and its MLM/SOP heads: SageMaker hands the job's model.tar.gz to the next
+                              job's `pretrained` channel as it is, and `train --init` (or `pretrain --init`) finds
+                              this folder inside it (albert_ner/weights/convert.py pretraining_output)
+                 hf/          the Hugging Face export (config.json, model.safetensors, vocab.txt)
+                 pretrain_results.json
+  SM_OUTPUT_DATA_DIR  pretrain_results.json, pretrain_config.json, heldout_before.json and the TensorBoard logs
 Outside SageMaker the same flags work with local paths (the SM_* defaults are then not used).
 """
 from __future__ import annotations
@@ -41,7 +55,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from albert_ner import recipes
 from albert_ner.config import TrainConfig
@@ -50,14 +64,24 @@ log = logging.getLogger(__name__)
 
 CHANNELS = {"train": ("training", "train"), "dev": ("validation", "valid", "dev"), "test": ("test",),
             "pretrained": ("pretrained",), "vocab": ("vocab",)}
+TRAIN, PRETRAIN = "train", "pretrain"
+TASKS = (TRAIN, PRETRAIN)  # the `task` hyperparameter: which albert-ner command the job runs
 # Hyperparameters the entry point itself takes (beside every TrainConfig field).
 ENTRY_KEYS = {"model_dir", "export", "data_dir", "train_file", "dev_file", "test_file", "vocab_file", "output_dir",
-              "config", "recipe"}
+              "config", "recipe", "task"}
+# With task=pretrain: beside every PretrainConfig field but `inputs` (the train channel is the text).
+PRETRAIN_ENTRY_KEYS = {"model_dir", "config", "task"}
+PRETRAIN_FROM_CHANNELS = ("inputs",)
 MODEL_FILES = ("eval_results.json",)  # beside the published model's files (its train_config.json included)
 TRAINED_MODEL_DIR = "albert-ner-model"  # SM_MODEL_DIR's sub-folder holding the trained model folder
 EXPORT_ENTRIES = ("1", "code")  # what `albert-ner export` writes (SavedModel version, handler): SM_MODEL_DIR's top
 EXPORT_STAGING = ".albert-ner-export"
 OUTPUT_FILES = ("eval_results.json", "train_config.json", "tensorboard")
+# task=pretrain: what `albert-ner pretrain` leaves in its output directory and where it is published.
+PRETRAINED_DIR = "pretrained"  # the folder `train --init` looks for (weights/convert.py PRETRAINED_SUBDIR)
+HF_DIR = "hf"  # the Hugging Face export
+PRETRAIN_MODEL_FILES = ("pretrain_results.json",)
+PRETRAIN_OUTPUT_FILES = ("pretrain_results.json", "pretrain_config.json", "heldout_before.json", "tensorboard")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,9 +115,33 @@ class SageMakerPaths:
         return next((self.channels[n] for n in CHANNELS[role] if n in self.channels), None)
 
 
+def known_hyperparameters(task: str) -> Set[str]:
+    """The hyperparameter names a job of this task takes: its command's config fields and the entry point's own."""
+    if task == PRETRAIN:
+        from albert_ner.pretrain.config import PretrainConfig
+
+        return {f.name for f in dataclasses.fields(PretrainConfig)} - set(PRETRAIN_FROM_CHANNELS) | PRETRAIN_ENTRY_KEYS
+    return {f.name for f in dataclasses.fields(TrainConfig)} | ENTRY_KEYS
+
+
+def unknown_message(task: str, unknown: Sequence[str]) -> str:
+    """The error for hyperparameters this task does not take, naming those that are the other task's."""
+    if task == PRETRAIN:
+        head = (f"unknown hyperparameter(s) for task=pretrain: {', '.join(unknown)} (known: PretrainConfig fields, see "
+                f"`albert-ner pretrain --help`, and {', '.join(sorted(PRETRAIN_ENTRY_KEYS))})")
+    else:
+        head = (f"unknown hyperparameter(s): {', '.join(unknown)} (known: TrainConfig fields, see `albert-ner train "
+                f"--help`, and {', '.join(sorted(ENTRY_KEYS))})")
+    other = PRETRAIN if task == TRAIN else TRAIN
+    theirs = [k for k in unknown if k in known_hyperparameters(other)]
+    if theirs:
+        head += f"; {', '.join(theirs)}: setting(s) of task={other}, not of task={task}"
+    return head
+
+
 def parse_hyperparameters(argv: Sequence[str]) -> Dict[str, str]:
-    """`--key value` pairs as SageMaker passes them; keys with - or _ alike; unknown keys are an error."""
-    known = {f.name for f in dataclasses.fields(TrainConfig)} | ENTRY_KEYS
+    """`--key value` pairs as SageMaker passes them; keys with - or _ alike; keys the job's task (the `task`
+    hyperparameter, default train) does not take are an error."""
     values: Dict[str, str] = {}
     args = list(argv)
     i = 0
@@ -111,10 +159,12 @@ def parse_hyperparameters(argv: Sequence[str]) -> Dict[str, str]:
         else:
             value, i = "true", i + 1
         values[name] = value
-    unknown = sorted(set(values) - known)
+    task = values.get("task", TRAIN)
+    if task not in TASKS:
+        raise ValueError(f"hyperparameter task must be one of {', '.join(TASKS)}, got {task!r}")
+    unknown = sorted(set(values) - known_hyperparameters(task))
     if unknown:
-        raise ValueError(f"unknown hyperparameter(s): {', '.join(unknown)} (known: TrainConfig fields, "
-                         f"see `albert-ner train --help`, and {', '.join(sorted(ENTRY_KEYS))})")
+        raise ValueError(unknown_message(task, unknown))
     return values
 
 
@@ -134,6 +184,7 @@ def train_argv(hyperparameters: Dict[str, str], paths: SageMakerPaths) -> List[s
     hp = dict(hyperparameters)
     hp.pop("model_dir", None)  # the v2 estimator's S3 model_dir: artifacts go to SM_MODEL_DIR instead
     hp.pop("export", None)
+    hp.pop("task", None)
     argv = ["train", "--recipe", hp.pop("recipe", recipes.AUTO)]  # what ./run_train.sh trains
     train_dir = paths.channel("train")
     if train_dir is not None and "train_file" not in hp and "data_dir" not in hp:
@@ -155,6 +206,39 @@ def train_argv(hyperparameters: Dict[str, str], paths: SageMakerPaths) -> List[s
     for key, value in hp.items():
         argv += [f"--{key.replace('_', '-')}", value]
     return argv
+
+
+def pretrain_argv(hyperparameters: Dict[str, str], paths: SageMakerPaths) -> List[str]:
+    """The `albert-ner pretrain` arguments for this job: the train channel's folder is the text."""
+    hp = dict(hyperparameters)
+    hp.pop("model_dir", None)
+    hp.pop("task", None)
+    text = paths.channel("train")
+    if text is None:
+        raise ValueError(f"task=pretrain reads its text from the {' or '.join(CHANNELS['train'])} channel, and this "
+                         f"job has none (channels: {', '.join(sorted(paths.channels)) or 'none'})")
+    unused = sorted(n for role in ("dev", "test") for n in CHANNELS[role] if n in paths.channels)
+    if unused:
+        raise ValueError(f"task=pretrain reads no {', '.join(unused)} channel (its held-out text is heldout_fraction "
+                         f"of the {text.name} channel's documents); launch without it")
+    argv = ["pretrain", str(text)]
+    vocab = paths.channel("vocab")
+    if vocab is not None and "vocab_file" not in hp:
+        argv += ["--vocab-file", str(_data_file(vocab, "vocab.txt"))]
+    pretrained = paths.channel("pretrained")
+    if pretrained is not None and "init" not in hp:
+        argv += ["--init", str(pretrained)]
+    hp.setdefault("output_dir", str(paths.checkpoint_dir))
+    for key, value in hp.items():
+        argv += [f"--{key.replace('_', '-')}", value]
+    return argv
+
+
+def job_argv(hyperparameters: Dict[str, str], paths: SageMakerPaths) -> List[str]:
+    """The albert-ner command line of this job's task (train or pretrain)."""
+    if hyperparameters.get("task", TRAIN) == PRETRAIN:
+        return pretrain_argv(hyperparameters, paths)
+    return train_argv(hyperparameters, paths)
 
 
 def fetch_s3_prefix(uri: str, dest: Path, client=None) -> Path:
@@ -241,13 +325,8 @@ def publish(work_dir: Path, paths: SageMakerPaths, export: bool) -> None:
         if (model_dir / name).is_dir():
             shutil.rmtree(model_dir / name)
     shutil.copytree(open_files(work_dir).folder, trained)  # checked, as published
-    for dest, names in ((trained, MODEL_FILES), (paths.output_data_dir, OUTPUT_FILES)):
-        for name in names:
-            src = work_dir / name
-            if src.is_dir():
-                shutil.copytree(src, dest / name, dirs_exist_ok=True)
-            elif src.is_file():
-                shutil.copyfile(src, dest / name)
+    copy_entries(work_dir, trained, MODEL_FILES)
+    copy_entries(work_dir, paths.output_data_dir, OUTPUT_FILES)
     if export:
         from albert_ner.infer.export import export as export_model
 
@@ -263,6 +342,38 @@ def publish(work_dir: Path, paths: SageMakerPaths, export: bool) -> None:
                 shutil.rmtree(staging)
     log.info("model written to %s (%s%s), reports and logs to %s", model_dir, TRAINED_MODEL_DIR,
              ", SavedModel and handler at the top" if export else "", paths.output_data_dir)
+
+
+def copy_entries(src: Path, dest: Path, names: Sequence[str]) -> None:
+    """Copy the files and folders of src named `names` (those present) into dest."""
+    for name in names:
+        if (src / name).is_dir():
+            shutil.copytree(src / name, dest / name, dirs_exist_ok=True)
+        elif (src / name).is_file():
+            shutil.copyfile(src / name, dest / name)
+
+
+def publish_pretraining(work_dir: Path, paths: SageMakerPaths) -> None:
+    """Put a pretraining run's result into SM_MODEL_DIR: pretrained/ (encoder and heads, the folder `train --init`
+    finds in the job's model.tar.gz) and hf/ (the Hugging Face export) beside pretrain_results.json; its reports and
+    TensorBoard logs into SM_OUTPUT_DATA_DIR. What an earlier publish of this job left there is replaced."""
+    encoder, hf = work_dir / PRETRAINED_DIR, work_dir / HF_DIR
+    for folder, marker in ((encoder, "encoder_config.json"), (hf, "config.json")):
+        if not (folder / marker).is_file():
+            raise FileNotFoundError(f"{folder / marker}: missing; `albert-ner pretrain` finished without publishing "
+                                    f"its {folder.name}/ folder")
+    model_dir = paths.model_dir
+    model_dir.mkdir(parents=True, exist_ok=True)
+    paths.output_data_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (encoder, hf):
+        if (model_dir / folder.name).is_dir():
+            shutil.rmtree(model_dir / folder.name)
+        shutil.copytree(folder, model_dir / folder.name)
+    copy_entries(work_dir, model_dir, PRETRAIN_MODEL_FILES)
+    copy_entries(work_dir, paths.output_data_dir, PRETRAIN_OUTPUT_FILES)
+    log.info("pretrained encoder written to %s (%s/: the next job's `pretrained` channel takes this job's "
+             "model.tar.gz; %s/: Hugging Face), reports and logs to %s", model_dir, PRETRAINED_DIR, HF_DIR,
+             paths.output_data_dir)
 
 
 def set_cluster(env: Mapping[str, str], paths: SageMakerPaths) -> bool:
@@ -297,10 +408,15 @@ def main(argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> int:
     except ValueError as exc:
         log.error("%s", exc)
         return 2
+    task = hp.get("task", TRAIN)
     export = str2bool(hp.get("export", "true"))
     if hp.get("init", "").startswith("s3://"):  # pretrained weights by S3 URI instead of a channel
         hp["init"] = str(fetch_s3_prefix(hp["init"], paths.base / "input" / "pretrained-s3"))
-    args = train_argv(hp, paths)
+    try:
+        args = job_argv(hp, paths)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     log.info("host %s of %s, %d GPU(s); running: albert-ner %s", paths.current_host, ",".join(paths.hosts),
              paths.num_gpus, " ".join(args))
     try:
@@ -309,14 +425,17 @@ def main(argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> int:
         log.error("%s", exc)
         return 2
     work_dir = Path(args[args.index("--output-dir") + 1])
-    if work_dir.is_dir() and any(work_dir.iterdir()):  # a restarted job, or a reused checkpoint_s3_uri
+    # A restarted job, or a reused checkpoint_s3_uri (pretraining's runner checks its checkpoint itself).
+    if task == TRAIN and work_dir.is_dir() and any(work_dir.iterdir()):
         cfg = run_config(args)
         problem = resume_conflict(cfg) if cfg is not None else None
         if problem:
             log.error("%s", resume_refusal(problem, work_dir, paths))
             return 2
     code = cli_main(args)
-    if code == 0 and chief:
+    if code == 0 and chief and task == PRETRAIN:
+        publish_pretraining(work_dir, paths)
+    elif code == 0 and chief:
         publish(work_dir, paths, export)
     elif code == 0:
         log.info("host %s is a worker: the chief (%s) publishes the model", paths.current_host, paths.hosts[0])

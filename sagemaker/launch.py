@@ -3,13 +3,19 @@
     python sagemaker/launch.py byos --role ARN --train data/msra/ --vocab data/vocab.txt \\
         --instance-type ml.g4dn.xlarge --spot --checkpoint-s3-uri s3://BUCKET/ckpt --hp epochs=3
     python sagemaker/launch.py byoc --image-uri ACCOUNT.dkr.ecr.REGION.amazonaws.com/albert-ner:latest ...
+    python sagemaker/launch.py byos --role ARN --train corpus/ --vocab vocab.txt --hp task=pretrain --hp max_steps=20000
+    python sagemaker/launch.py byos --role ARN --train data/msra/ --pretrained-job PRETRAINING_JOB_NAME
     python sagemaker/launch.py deploy --role ARN --training-job JOB_NAME       # a real-time endpoint
     python sagemaker/launch.py transform --role ARN --model-data ner.tar.gz --input s3://BUCKET/texts/
 
 Training runs one entry point (sagemaker/train.py -> albert_ner.sagemaker_env). BYOS uses the SageMaker
 TensorFlow training container (2.14, py310: the newest Keras-2 one) with the package shipped as source
 plus requirements.txt; BYOC uses the image built by sagemaker/build_and_push.sh. Hyperparameters are
-checked against `albert-ner train`'s settings before anything is created. Each launch keeps its files
+checked against `albert-ner train`'s settings before anything is created. `--hp task=pretrain` makes the job
+`albert-ner pretrain` instead (hyperparameters checked against its settings, PretrainConfig; the text in the
+train channel; its own metric definitions); the job's model.tar.gz holds the pretrained encoder, and a following
+job takes it as its `pretrained` channel with `--pretrained-job JOB_NAME` (a Completed job's ModelArtifacts:
+fine-tuning, or more pretraining), the incremental flow. Each launch keeps its files
 under its own prefix, s3://BUCKET/<--s3-prefix>/<job name>/ (input/<channel>, output/, source/), so no
 earlier launch's files are ever read. `--instance-type local|local_gpu` runs in local mode (Docker and
 `sagemaker[local]`): local channel paths are mounted as file:// URIs, nothing is uploaded.
@@ -61,6 +67,22 @@ METRIC_DEFINITIONS = [
     {"Name": "eval:recall", "Regex": r"\beval_recall = ([0-9.]+)"},
     {"Name": "eval:f1", "Regex": r"\beval_f1 = ([0-9.]+)"},
 ]
+# A pretraining job's lines (the runner's step and epoch lines with pretrain/task.py's metrics, then its closing
+# `pretrain_heldout_*` lines): tests/test_sagemaker_pretrain.py runs a job and checks each against its stdout.
+_EPOCH = r"\bepoch = [0-9]+; epoch_train_loss = [^;]*;"
+PRETRAIN_METRIC_DEFINITIONS = METRIC_DEFINITIONS[:3] + [
+    {"Name": "train:mlm_accuracy", "Regex": r"\bstep = [0-9]+; train_loss = [^;]*; samples_per_sec = [^;]*; "
+                                            r"mlm_accuracy = ([0-9.]+)"},
+    {"Name": "train:sop_accuracy", "Regex": r"\bstep = [0-9]+; train_loss = .*; sop_accuracy = ([0-9.]+)"},
+    {"Name": "heldout:mlm_loss", "Regex": _EPOCH + r" heldout_mlm_loss = ([0-9.eE+-]+);"},
+    {"Name": "heldout:mlm_accuracy", "Regex": _EPOCH + r".* heldout_mlm_accuracy = ([0-9.]+);"},
+    {"Name": "heldout:perplexity", "Regex": _EPOCH + r".* heldout_perplexity = ([0-9.eE+-]+);"},
+    {"Name": "heldout:sop_accuracy", "Regex": _EPOCH + r".* heldout_sop_accuracy = ([0-9.]+);"},
+    {"Name": "final:mlm_loss", "Regex": r"\bpretrain_heldout_mlm_loss = ([0-9.eE+-]+)"},
+    {"Name": "final:mlm_accuracy", "Regex": r"\bpretrain_heldout_mlm_accuracy = ([0-9.]+)"},
+    {"Name": "final:perplexity", "Regex": r"\bpretrain_heldout_perplexity = ([0-9.eE+-]+)"},
+]
+METRIC_DEFINITIONS_BY_TASK = {"train": METRIC_DEFINITIONS, "pretrain": PRETRAIN_METRIC_DEFINITIONS}
 CHANNELS = ("train", "validation", "test", "vocab", "pretrained")
 LOCAL_INSTANCE_TYPES = ("local", "local_gpu")
 # transform --input-format: (content type, split type). Line-split input is sent in batches of lines.
@@ -99,30 +121,67 @@ def parse_hyperparameters(items: Sequence[str]) -> Dict[str, str]:
     return out
 
 
+class TaskSettings(NamedTuple):
+    """How a task's hyperparameters are checked: its config class, the command's flags, the placeholder values of
+    the config's required fields, and the prefix its config puts before the problems it lists."""
+
+    config: Any
+    add_flags: Callable[[argparse.ArgumentParser], None]
+    flag_prefix: List[str]  # what precedes `--name value` on a command line the parser accepts
+    required: Dict[str, Any]
+    error_prefix: str
+
+
+def task_settings(task: str) -> TaskSettings:
+    """The settings of `albert-ner train` or `albert-ner pretrain` (none of these modules imports TensorFlow)."""
+    if task == "pretrain":
+        from albert_ner.pretrain import cli as pretrain_cli
+        from albert_ner.pretrain.config import PretrainConfig
+
+        return TaskSettings(PretrainConfig, pretrain_cli.add_arguments, ["corpus", "--output-dir", "out"],
+                            dict(inputs=["corpus"], output_dir="output", vocab_file="vocab.txt"),
+                            "invalid pretraining config: ")
+    from albert_ner import cli
+    from albert_ner.config import TrainConfig
+
+    return TaskSettings(TrainConfig, cli.add_train_config_flags, [],
+                        dict(train_file="train.txt", output_dir="output", vocab_file="vocab.txt"),
+                        "invalid training config: ")
+
+
 def check_hyperparameters(hp: Dict[str, str]) -> None:
     """Every problem the training job would find in these hyperparameters, in one LaunchError.
 
-    Uses the entry point's own rules: the names albert_ner.sagemaker_env accepts (TrainConfig fields and its
-    ENTRY_KEYS), the `albert-ner train` flag types (albert_ner.cli) and TrainConfig's value checks. None of
-    these modules imports TensorFlow."""
+    Uses the entry point's own rules for the job's task (`task`: train, the default, or pretrain): the names
+    albert_ner.sagemaker_env accepts (the task's config fields and the entry point's keys), the flag types of its
+    command (albert_ner.cli, albert_ner.pretrain.cli) and its config's value checks. None of these modules imports
+    TensorFlow."""
     try:
         from albert_ner import cli, sagemaker_env
-        from albert_ner.config import TrainConfig
     except ImportError as exc:
         raise LaunchError(f"cannot check hyperparameters: albert_ner does not import here ({exc}); run the "
                           f"launcher from the repository with the package's dependencies installed") from None
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    known = sorted(fields | set(sagemaker_env.ENTRY_KEYS))
-    parser = argparse.ArgumentParser(prog="train", add_help=False, allow_abbrev=False, exit_on_error=False)
-    cli.add_train_config_flags(parser)
+    task = hp.get("task", sagemaker_env.TRAIN)
+    if task not in sagemaker_env.TASKS:
+        raise LaunchError(f"--hp task={task}: one of {', '.join(sagemaker_env.TASKS)}")
+    settings = task_settings(task)
+    known = sorted(sagemaker_env.known_hyperparameters(task))
+    other = sagemaker_env.known_hyperparameters("pretrain" if task == "train" else "train")
+    parser = argparse.ArgumentParser(prog=task, add_help=False, allow_abbrev=False, exit_on_error=False)
+    settings.add_flags(parser)
     problems: List[str] = []
     values: Dict[str, Any] = {}
     for name, value in hp.items():
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            problems.append(f"unknown hyperparameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            problems.append(f"unknown hyperparameter {name!r}" + (f" for task={task}" if task != "train" else "")
+                            + (f" (did you mean {close[0]!r}?)" if close else "")
+                            + (f" (a setting of task={'pretrain' if task == 'train' else 'train'})"
+                               if name in other else ""))
         elif value.startswith("--"):
             problems.append(f"{name}={value!r}: a value starting with -- is read by the job as the next flag")
+        elif name == "task":
+            continue
         elif name == "export":
             try:
                 cli.str2bool(value)
@@ -136,17 +195,17 @@ def check_hyperparameters(hp: Dict[str, str]) -> None:
             except ValueError as exc:
                 problems.append(str(exc))
         else:
-            try:  # `--name value`, exactly as the job hands it to `albert-ner train`
-                parsed, rest = parser.parse_known_args(["--" + name.replace("_", "-"), value])
+            try:  # `--name value`, exactly as the job hands it to `albert-ner TASK`
+                parsed, rest = parser.parse_known_args(settings.flag_prefix + ["--" + name.replace("_", "-"), value])
             except argparse.ArgumentError as exc:
                 problems.append(f"{name}={value!r}: {exc}")
                 continue
-            if not rest:  # a typed TrainConfig flag (the data paths are the entry point's own, plain strings)
-                values[name] = getattr(parsed, name)
+            if not rest and name in {f.name for f in dataclasses.fields(settings.config)}:
+                values[name] = getattr(parsed, name)  # a typed config flag (data paths are the entry point's own)
     try:
-        TrainConfig(train_file="train.txt", output_dir="output", vocab_file="vocab.txt", **values)
-    except (TypeError, ValueError) as exc:  # TrainConfig lists its problems as "invalid training config: a; b"
-        problems += str(exc).split("invalid training config: ", 1)[-1].split("; ")
+        settings.config(**{**settings.required, **values})
+    except (TypeError, ValueError) as exc:  # the configs list their problems as "invalid ... config: a; b"
+        problems += str(exc).split(settings.error_prefix, 1)[-1].split("; ")
     if problems:
         raise LaunchError(f"{len(problems)} problem(s) with --hp, nothing was started: " + "; ".join(problems))
 
@@ -329,6 +388,16 @@ def job_hyperparameters(args: argparse.Namespace) -> Dict[str, str]:
     return hp
 
 
+def job_task(args: argparse.Namespace) -> str:
+    """The job's task: --hp task (train by default)."""
+    return parse_hyperparameters(args.hp).get("task", "train")
+
+
+def metric_definitions(args: argparse.Namespace) -> List[Dict[str, str]]:
+    """The regexes for the lines this job's task prints."""
+    return METRIC_DEFINITIONS_BY_TASK[job_task(args)]
+
+
 def spot_max_wait(args: argparse.Namespace) -> Optional[int]:
     """Seconds a spot job may wait for capacity plus run (None without --spot)."""
     return (args.max_wait or args.max_run * 2) if args.spot else None
@@ -338,7 +407,7 @@ def build_estimator(args: argparse.Namespace, session, source_dir: Optional[Path
                     output_path: Optional[str] = None, code_location: Optional[str] = None):
     """The Estimator for this mode, fully configured (nothing is started)."""
     common = dict(role=args.role, instance_count=args.instance_count, instance_type=args.instance_type,
-                  hyperparameters=job_hyperparameters(args), metric_definitions=METRIC_DEFINITIONS,
+                  hyperparameters=job_hyperparameters(args), metric_definitions=metric_definitions(args),
                   base_job_name=args.job_name, max_run=args.max_run, output_path=output_path or args.output_path,
                   volume_size=args.volume_size, sagemaker_session=session)
     if not is_local(args.instance_type):
@@ -383,10 +452,20 @@ def check_training_args(args: argparse.Namespace) -> None:
         path = getattr(args, name)
         if path and not path.startswith(("s3://", "file://")) and not Path(path).exists():
             raise LaunchError(f"--{name} {path}: no such file or directory")
+    if args.pretrained_job:
+        if args.pretrained:
+            raise LaunchError("--pretrained and --pretrained-job both give the pretrained channel; use one")
+        if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", args.pretrained_job):
+            raise LaunchError(f"--pretrained-job {args.pretrained_job!r}: not a training job name")
     check_name("--job-name", args.job_name)
     check_uri("--checkpoint-s3-uri", args.checkpoint_s3_uri)
     check_uri("--output-path", args.output_path, ("s3://", "file://") if local else ("s3://",))
-    check_hyperparameters(parse_hyperparameters(args.hp))
+    hp = parse_hyperparameters(args.hp)
+    check_hyperparameters(hp)
+    unused = [f"--{name}" for name in ("validation", "test") if getattr(args, name)]
+    if hp.get("task") == "pretrain" and unused:
+        raise LaunchError(f"--hp task=pretrain reads no {' or '.join(unused)} channel (its held-out text is "
+                          "heldout_fraction of the --train documents)")
 
 
 def cmd_train(args: argparse.Namespace, session) -> Dict[str, Any]:
@@ -397,6 +476,10 @@ def cmd_train(args: argparse.Namespace, session) -> Dict[str, Any]:
     check_role(args.role, region)
     job_name = launch_name(args.job_name)
     channels = {name: getattr(args, name) for name in CHANNELS}
+    pretrained_job = None
+    if args.pretrained_job:  # the incremental flow: an earlier job's model.tar.gz is this job's pretrained channel
+        channels["pretrained"] = completed_job_artifact(session, args.pretrained_job, "--pretrained-job")
+        pretrained_job = {"name": args.pretrained_job, "model_artifacts": channels["pretrained"]}
     needs_bucket = not local and (any(p and not p.startswith(("s3://", "file://")) for p in channels.values())
                                   or not args.output_path or args.mode == "byos")
     bucket = plan_bucket(session, args) if needs_bucket else None
@@ -425,7 +508,8 @@ def cmd_train(args: argparse.Namespace, session) -> Dict[str, Any]:
                 "output_path": output_path,
                 "hyperparameters": job_hyperparameters(args),
                 "channels": {name: {"source": channels[name], "uri": uri} for name, uri in uris.items()},
-                "metric_definitions": METRIC_DEFINITIONS, "dry_run": bool(args.dry_run)}
+                "pretrained_job": pretrained_job,
+                "metric_definitions": metric_definitions(args), "dry_run": bool(args.dry_run)}
         if args.dry_run:
             return plan
         inputs = upload_channels(session, channels, uris)
@@ -488,15 +572,23 @@ def fetch_archive(session, source: str, dest: Path) -> Path:
     return path
 
 
+def completed_job_artifact(session, job_name: str, flag: str) -> str:
+    """The s3:// URI of a Completed training job's model.tar.gz (ModelArtifacts.S3ModelArtifacts)."""
+    desc = session.sagemaker_client.describe_training_job(TrainingJobName=job_name)
+    status = desc.get("TrainingJobStatus")
+    if status != "Completed":
+        raise LaunchError(f"{flag} {job_name}: the training job is {status}, not Completed: it has no model yet")
+    artifact = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    if not artifact:
+        raise LaunchError(f"{flag} {job_name}: the training job names no model artifact (ModelArtifacts)")
+    return artifact
+
+
 def model_source(args: argparse.Namespace, session) -> str:
     """The model.tar.gz to serve: a finished training job's artifact or --model-data."""
     if not args.training_job:
         return args.model_data
-    desc = session.sagemaker_client.describe_training_job(TrainingJobName=args.training_job)
-    status = desc.get("TrainingJobStatus")
-    if status != "Completed":
-        raise LaunchError(f"training job {args.training_job} is {status}: it has no model to serve yet")
-    return desc["ModelArtifacts"]["S3ModelArtifacts"]
+    return completed_job_artifact(session, args.training_job, "--training-job")
 
 
 def servable_model(args: argparse.Namespace, session, name: str, launch_prefix: str,
@@ -670,9 +762,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in CHANNELS:
         training.add_argument(f"--{name}", help=f"{name} channel: a local file/directory (uploaded; mounted in "
                                                 f"local mode) or an s3:// URI")
+    training.add_argument("--pretrained-job", metavar="JOB_NAME",
+                          help="pretrained channel: this Completed training job's model.tar.gz (a pretraining job's, "
+                               "to fine-tune or pretrain on; or a fine-tuning job's, to train on)")
     training.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
-                          help="hyperparameter for `albert-ner train`, e.g. epochs=3 (repeatable; checked "
-                               "before the job is created)")
+                          help="hyperparameter for `albert-ner train`, e.g. epochs=3; task=pretrain runs `albert-ner "
+                               "pretrain` instead, with its settings, e.g. max_steps=20000, and the text in --train "
+                               "(repeatable; checked before the job is created)")
     training.add_argument("--instance-type", default="ml.g4dn.xlarge",
                           help="e.g. ml.g4dn.xlarge (T4, cheapest GPU), ml.g5.xlarge (A10G), ml.p3.2xlarge "
                                "(V100); local or local_gpu for local mode")

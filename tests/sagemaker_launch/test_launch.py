@@ -282,3 +282,100 @@ def test_spot_jobs_checkpoint_more_often_unless_told(tmp_path):
 
     default = TrainConfig.__dataclass_fields__["checkpoint_every"].default
     assert load_launcher().SPOT_CHECKPOINT_EVERY < default  # more often than the trainer's own default
+
+
+def test_a_pretraining_job_is_launched_with_its_settings_and_metric_lines(session, tmp_path, capsys):
+    """--hp task=pretrain: the hyperparameters checked against PretrainConfig, the text in the train channel, the
+    pretraining metric definitions in the request (each checked against a real job's stdout in
+    tests/test_sagemaker_pretrain.py); --dry-run shows the same and creates nothing."""
+    sm, requests = session
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "news.txt").write_text("今天天气很好。\n", encoding="utf-8")
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", encoding="utf-8")
+    launcher = load_launcher()
+    argv = ["byos", "--role", ROLE, "--train", str(tmp_path / "corpus"), "--vocab", str(tmp_path / "vocab.txt"),
+            "--hp", "task=pretrain", "--hp", "max_steps=20000", "--hp", "whole_word=true", "--hp", "init=m3e-small",
+            "--spot", "--checkpoint-s3-uri", f"s3://{BUCKET}/ckpt/pretrain-1", "--job-name", "albert-ner-pretrain"]
+    code, plan, err = launch(argv + ["--dry-run"], sm, capsys)
+    assert code == 0 and requests == [], err
+    assert plan["hyperparameters"] == {"task": "pretrain", "max_steps": "20000", "whole_word": "true",
+                                       "init": "m3e-small", "checkpoint_every": "200"}
+    assert plan["metric_definitions"] == launcher.PRETRAIN_METRIC_DEFINITIONS != launcher.METRIC_DEFINITIONS
+    assert set(plan["channels"]) == {"train", "vocab"} and plan["pretrained_job"] is None
+    code, plan, err = launch(argv, sm, capsys)
+    assert code == 0 and len(requests) == 1, err
+    req = requests[0]
+    hp = {k: v.strip('"') for k, v in req["HyperParameters"].items()}
+    assert hp["task"] == "pretrain" and hp["max_steps"] == "20000" and hp["checkpoint_every"] == "200"
+    metrics = {m["Name"]: m["Regex"] for m in req["AlgorithmSpecification"]["MetricDefinitions"]}
+    assert metrics == {m["Name"]: m["Regex"] for m in launcher.PRETRAIN_METRIC_DEFINITIONS}
+    assert {"heldout:mlm_accuracy", "heldout:perplexity", "train:mlm_accuracy"} <= set(metrics)
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in req["InputDataConfig"]}
+    assert channels["train"] == f"s3://{BUCKET}/albert-ner/{plan['job_name']}/input/train"
+    assert s3_keys(sm, f"albert-ner/{plan['job_name']}/input/train/") == [
+        f"albert-ner/{plan['job_name']}/input/train/news.txt"]
+
+
+def test_bad_pretraining_hyperparameters_are_named_before_anything_is_created(tmp_path, capsys):
+    data = channel_data(tmp_path)
+    code = load_launcher().main(["byos", "--role", ROLE, "--train", str(data / "msra"), "--hp", "task=pretrain",
+                                 "--hp", "lstm_units=8", "--hp", "recipe=auto", "--hp", "mask_prob=1.5", "--hp",
+                                 "whole_word=maybe", "--hp", "max_step=10", "--hp", "export=false", "--hp",
+                                 "sop=sometimes"], session=NoAWS())
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: 7 problem(s) with --hp, nothing was started: "), err
+    for part in ("unknown hyperparameter 'lstm_units' for task=pretrain (a setting of task=train)",
+                 "unknown hyperparameter 'recipe' for task=pretrain",
+                 "unknown hyperparameter 'export' for task=pretrain",
+                 "unknown hyperparameter 'max_step' for task=pretrain (did you mean 'max_steps'?)",
+                 "whole_word='maybe': argument --whole-word: expected a boolean, got 'maybe'",
+                 "mask_prob must be in (0, 1), got 1.5", "sop must be one of auto, on, off, got 'sometimes'"):
+        assert part in lines[0], (part, lines[0])
+    good = load_launcher()
+    good.check_hyperparameters({"task": "pretrain", "max_steps": "100", "whole_word": "False", "init": "m3e-small",
+                                "checkpoint_every": "200", "config": "settings.json", "vocab_file": "v.txt"})
+    for argv, message in ((["--hp", "task=tag"], "error: --hp task=tag: one of train, pretrain"),
+                          (["--hp", "task=pretrain", "--validation", "s3://b/dev.txt"],
+                           "error: --hp task=pretrain reads no --validation channel"),
+                          (["--pretrained", "s3://b/m.tar.gz", "--pretrained-job", "job-1"],
+                           "error: --pretrained and --pretrained-job both give the pretrained channel; use one"),
+                          (["--pretrained-job", "job_1"], "error: --pretrained-job 'job_1': not a training job name")):
+        code = good.main(["byos", "--role", ROLE, "--train", str(data / "msra"), *argv], session=NoAWS())
+        out, err = capsys.readouterr()
+        assert code == 2 and err.startswith(message), (argv, err)
+
+
+def test_a_fine_tuning_job_takes_a_completed_pretraining_jobs_model_as_its_pretrained_channel(session, tmp_path,
+                                                                                             capsys):
+    """--pretrained-job: the job is described, must be Completed, and its ModelArtifacts (model.tar.gz) becomes the
+    pretrained channel; the plan names it (with --dry-run too). A job still running is refused, nothing created."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sagemaker.models import sagemaker_backends
+
+    from tests.sagemaker_launch.test_serving import training_job
+
+    sm, requests = session
+    data = channel_data(tmp_path)
+    job, artifact = training_job(sm, {"pretrained/encoder_config.json": b"{}", "hf/config.json": b"{}"})
+    running, _ = training_job(sm, {"pretrained/encoder_config.json": b"{}"})
+    sagemaker_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].training_jobs[running].training_job_status = "InProgress"
+    del requests[:]  # the two jobs made above
+    argv = ["byoc", "--role", ROLE, "--image-uri", "123456789012.dkr.ecr.us-east-1.amazonaws.com/albert-ner:1",
+            "--train", str(data / "msra"), "--pretrained-job", job]
+    code, plan, err = launch(argv + ["--dry-run"], sm, capsys)
+    assert code == 0 and requests == [], err
+    assert plan["pretrained_job"] == {"name": job, "model_artifacts": artifact}
+    assert plan["channels"]["pretrained"] == {"source": artifact, "uri": artifact}
+    code, plan, err = launch(argv, sm, capsys)
+    assert code == 0 and len(requests) == 1, err
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in requests[0]["InputDataConfig"]}
+    assert channels["pretrained"] == artifact and artifact.endswith("/output/model.tar.gz")
+    assert plan["metric_definitions"] == load_launcher().METRIC_DEFINITIONS  # a fine-tuning job: train's lines
+
+    for extra in ([], ["--dry-run"]):
+        code, _, err = launch(argv[:-1] + [running] + extra, sm, capsys)
+        assert code == 2 and err.strip() == (f"error: --pretrained-job {running}: the training job is InProgress, not "
+                                             "Completed: it has no model yet"), err
+    assert len(requests) == 1
