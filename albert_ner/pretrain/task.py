@@ -9,16 +9,26 @@ pretrain/preprocess.py, masked by pretrain/examples.py anew every pass over the 
     OUT/pretrain_results.json  held-out metrics before and after, speed, corpus counts
 An "epoch" is one pass over the training chunks; with --max-steps it is instead a fixed share of that budget
 (max_steps / epochs steps, running on through as many passes as needed), so evaluation rounds stay regular.
+
+Under tf.distribute (train/distribute.py) --batch-size is per replica and every worker reads the same global
+batches, masked before they are split, so the masks do not depend on the replicas. With several workers only the
+chief writes the output directory (OUT/data included): it preprocesses first; another worker then reads the
+chief's shards where it sees them (one machine, one folder) and otherwise (a host with its own disk, e.g. on
+SageMaker, where OUT is the synced checkpoint folder) preprocesses into a private temporary folder, deleted at
+the end. Every worker checks that it holds the chief's chunks in the chief's order before training.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
 import os
 import shutil
+import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -31,8 +41,9 @@ from albert_ner.model.modeldir import file_sha256
 from albert_ner.model.pretraining import PretrainingModel
 from albert_ner.pretrain import shards as shardfiles
 from albert_ner.pretrain.config import PretrainConfig
-from albert_ner.pretrain.examples import ExampleSpec, make_batches
+from albert_ner.pretrain.examples import ExampleSpec, batch_counts, make_batches, sop_rows
 from albert_ner.pretrain.inputs import corpus_fingerprint, expand_corpus
+from albert_ner.train import distribute
 from albert_ner.train.runner import (Batch, EpochEval, ParamGroup, Runner, RunSettings, RunSummary, Task,
                                      Trainable, emit)
 
@@ -48,6 +59,8 @@ BEFORE_FILE = "heldout_before.json"
 # PretrainConfig fields a resumed run may change: bookkeeping, compilation and how shards are made.
 MAY_DIFFER = ("output_dir", "jit", "log_every", "checkpoint_every", "resume", "workers", "eval_batches", "data_dir")
 FILE_FIELDS = ("vocab_file", "encoder_config", "user_dict")
+# With several replicas each training row carries its global batch's (masked tokens, sentence pairs), float32 [2].
+GLOBAL_COUNTS = "global_counts"
 
 
 def run_settings(cfg: PretrainConfig) -> RunSettings:
@@ -87,13 +100,28 @@ class PretrainTrainable(Trainable):
 
     def loss_weight(self, batch: Batch) -> tf.Tensor:
         """The MLM loss is a mean over masked tokens: with several replicas each weighs by its share of them
-        (exact for MLM; the SOP term, a mean over sentence pairs, is weighted the same way)."""
+        (the SOP term, a mean over sentence pairs, is rescaled to its own share in loss_and_metrics)."""
         return tf.reduce_sum(tf.cast(batch["mlm_labels"] >= 0, tf.float32))
 
     def loss_and_metrics(self, batch: Batch, training: bool):
         loss, metrics = self.model.loss_and_metrics(batch, training=training)
         keep = ("mlm_accuracy", "sop_accuracy") if self.model.sop else ("mlm_accuracy",)
-        return loss, {k: metrics[k] for k in keep}
+        out = {k: metrics[k] for k in keep}
+        if self.model.sop and GLOBAL_COUNTS in batch:  # one replica's slice of a global batch
+            share = self.sop_share(batch)
+            loss = metrics["mlm_loss"] + metrics["sop_loss"] * share
+            out["sop_accuracy"] = metrics["sop_accuracy"] * share
+        return loss, out
+
+    @staticmethod
+    def sop_share(batch: Batch) -> tf.Tensor:
+        """The runner weighs a replica by its share of the global batch's masked tokens (loss_weight); for the SOP
+        mean the right weight is its share of the sentence pairs. This factor turns the one into the other, so the
+        replicas' weighted sum is the global batch's MLM mean + SOP mean, as on one device (0 without pairs)."""
+        masked = tf.reduce_sum(tf.cast(batch["mlm_labels"] >= 0, tf.float32))
+        pairs = tf.reduce_sum(tf.cast(sop_rows(batch), tf.float32))
+        total = batch[GLOBAL_COUNTS][0]
+        return tf.math.divide_no_nan(pairs * total[0], masked * total[1])
 
 
 class PretrainTask(Task):
@@ -135,8 +163,6 @@ class PretrainTask(Task):
 
     def prepare(self) -> Dict[str, Any]:
         """Vocabulary, encoder config, preprocessing (cached), the example spec; returns the model config."""
-        from albert_ner.pretrain.preprocess import preprocess
-
         cfg = self.cfg
         self.vocab = Vocab.from_file(cfg.vocab_file, char_lookup=CHAR_LOOKUP)
         self.encoder_config = self._encoder_config()
@@ -153,13 +179,76 @@ class PretrainTask(Task):
         self.spec = ExampleSpec.for_vocab(self.vocab, cfg.max_seq_len, mask_prob=cfg.mask_prob,
                                           whole_word=cfg.whole_word, char_mask_share=cfg.char_mask_share, sop=self.sop)
         t0 = time.time()
-        self.manifest = preprocess(cfg.inputs, str(self.data_dir), cfg.vocab_file, cfg.max_seq_len,
-                                   user_dict=cfg.user_dict, doc_per=cfg.doc_per, workers=cfg.workers or None,
-                                   heldout_fraction=cfg.heldout_fraction, encoding=cfg.encoding,
-                                   char_lookup=CHAR_LOOKUP)
+        self.manifest = self._preprocess(distribute.setup())
         log.info("corpus ready in %s (%.1fs)", self.data_dir, time.time() - t0)
         return {"encoder": dataclasses.asdict(self.encoder_config), "sop": self.sop,
                 "spec": json.loads(json.dumps(dataclasses.asdict(self.spec)))}
+
+    def _preprocess_into(self, folder: Path) -> Dict[str, Any]:
+        from albert_ner.pretrain.preprocess import preprocess
+
+        cfg = self.cfg
+        return preprocess(cfg.inputs, str(folder), cfg.vocab_file, cfg.max_seq_len, user_dict=cfg.user_dict,
+                          doc_per=cfg.doc_per, workers=cfg.workers or None, heldout_fraction=cfg.heldout_fraction,
+                          encoding=cfg.encoding, char_lookup=CHAR_LOOKUP)
+
+    def _preprocess(self, dist: distribute.Distribution) -> Dict[str, Any]:
+        """The manifest of the shards this process reads (see the module docstring for several workers). No
+        worker waits for ever on another's failure: each failure is sent to all before it is raised."""
+        if dist.workers == 1:
+            return self._preprocess_into(self.data_dir)
+        if dist.is_chief:
+            try:
+                manifest = self._preprocess_into(self.data_dir)
+                digest = chunks_digest(self.data_dir, manifest)
+            except BaseException:
+                distribute.any_worker(dist, True)
+                raise
+            distribute.any_worker(dist, False)
+            distribute.chief_value(dist, float(digest))
+            if distribute.any_worker(dist, False):
+                raise RuntimeError(f"{self.data_dir}: another worker could not read or make the same training "
+                                   "chunks as the chief (see its log); stopping")
+            return manifest
+        if distribute.any_worker(dist, False):
+            raise RuntimeError(f"worker {dist.worker_index}: the chief could not preprocess the corpus (see its "
+                               "log); stopping too")
+        want = int(distribute.chief_value(dist, 0.0))
+        try:
+            manifest = self._chief_shards(want)
+            if manifest is None:
+                self.data_dir = self._private_data_dir(dist.worker_index)
+                manifest = self._preprocess_into(self.data_dir)
+            differs = chunks_digest(self.data_dir, manifest) != want
+        except BaseException:
+            distribute.any_worker(dist, True)
+            raise
+        if distribute.any_worker(dist, differs):
+            raise RuntimeError(f"worker {dist.worker_index}: the corpus preprocessed in {self.data_dir} is not the "
+                               "chief's (other chunks or another order): are the inputs the same on every host?")
+        return manifest
+
+    def _chief_shards(self, digest: int) -> Optional[Dict[str, Any]]:
+        """The manifest in data_dir when its shards hold the chief's chunks (one folder for both), read only; else
+        None (no manifest, another corpus's, or damaged shards)."""
+        try:
+            manifest = shardfiles.load_manifest(self.data_dir, "train")
+            same = chunks_digest(self.data_dir, manifest) == digest
+        except (OSError, ValueError, KeyError) as exc:
+            log.info("%s: no readable preprocessed corpus here (%s)", self.data_dir, exc)
+            return None
+        if same:
+            log.info("this worker reads the chief's preprocessed corpus in %s (read only)", self.data_dir)
+            return manifest
+        return None
+
+    def _private_data_dir(self, worker_index: int) -> Path:
+        """A temporary folder for this worker's own shards, removed when the task goes (or the process ends)."""
+        folder = Path(tempfile.mkdtemp(prefix=f"albert-ner-worker{worker_index}-data-"))
+        weakref.finalize(self, shutil.rmtree, str(folder), ignore_errors=True)
+        log.info("worker %d: %s does not hold the chief's preprocessed corpus (a disk of its own): preprocessing "
+                 "into a private folder %s, deleted at the end", worker_index, self.data_dir, folder)
+        return folder
 
     def _encoder_config(self) -> EncoderConfig:
         cfg = self.cfg
@@ -258,7 +347,10 @@ class PretrainTask(Task):
             n = min(left, self.batches_per_pass - offset)
             if offset:
                 log.info("positioning at batch %d of pass %d over the data", offset, p + 1)
-            for batch in self._pass_batches("train", p, shuffle=True).skip(offset).take(n).prefetch(2):
+            ds = self._pass_batches("train", p, shuffle=True).skip(offset).take(n)
+            if getattr(self, "replicas", 1) > 1:
+                ds = ds.map(_with_global_counts)
+            for batch in ds.prefetch(2):
                 yield batch
             g, left = g + n, left - n
 
@@ -351,6 +443,31 @@ class PretrainTask(Task):
         log.info("held-out before: %s; after: %s. Fine-tune NER on it: albert-ner train --init %s",
                  _describe(before) or "-", _describe(after) or "-", folder)
         return results
+
+
+def _with_global_counts(batch: Batch) -> Batch:
+    """The batch with GLOBAL_COUNTS on every row: its masked tokens and sentence pairs (PretrainTrainable.sop_share)."""
+    counts = batch_counts(batch)
+    total = tf.cast(tf.stack([counts["masked_tokens"], counts.get("sop_pairs", tf.constant(0, tf.int32))]),
+                    tf.float32)
+    rows = tf.ones_like(batch["lengths"], tf.float32)[:, None]  # keeps the static batch size
+    return dict(batch, **{GLOBAL_COUNTS: rows * total[None]})
+
+
+def chunks_digest(folder: Path, manifest: Dict[str, Any]) -> int:
+    """48 bits (exact in a float64 broadcast) of sha256 over every chunk of both splits, shard by shard in the
+    manifest's order: equal for the same chunks in the same shards, whatever the folder, file times or
+    preprocessing processes. Reads every shard (its arrays, not the file's bytes); a damaged one raises
+    ValueError naming it."""
+    digest = hashlib.sha256()
+    for split in shardfiles.SPLITS:
+        for shard in manifest["splits"].get(split, {}).get("shards", []):
+            digest.update(f"{split} {shard['examples']}\n".encode("utf-8"))
+            if shard["examples"]:
+                arrays = shardfiles.load_shard(Path(folder) / shard["file"])
+                for name in shardfiles.ARRAYS:
+                    digest.update(arrays[name].tobytes())
+    return int(digest.hexdigest()[:12], 16)
 
 
 def _describe(metrics: Dict[str, float]) -> str:
