@@ -1,7 +1,8 @@
 """Choose and apply the Keras mixed-precision policy (and XLA or graph mode) for the machine at hand.
 
 On CPU bfloat16 pays only where the CPU multiplies bfloat16 matrices in hardware tiles (Intel AMX,
-`amx_bf16` in /proc/cpuinfo): with AVX512-BF16 alone the m3e-small train step took 1.56x the float32 time.
+`amx_bf16` in /proc/cpuinfo): with AVX512-BF16 alone the m3e-small train step took 1.56x the float32 time
+(measured on a shared machine).
 Whether it costs F1 is not measured yet, so `auto` stays float32 there too (AUTO_POLICY_WITH_AMX) and says so."""
 from __future__ import annotations
 
