@@ -179,6 +179,22 @@ def _data_file(directory: Path, preferred: str) -> Path:
     return files[0]
 
 
+def _common_flags(hp: Dict[str, str], paths: SageMakerPaths) -> List[str]:
+    """The flags both tasks take alike: vocab and pretrained channels (unless a hyperparameter names them), the
+    output dir (default: the checkpoint sync folder), then every remaining hyperparameter as --key value."""
+    argv: List[str] = []
+    vocab = paths.channel("vocab")
+    if vocab is not None and "vocab_file" not in hp:
+        argv += ["--vocab-file", str(_data_file(vocab, "vocab.txt"))]
+    pretrained = paths.channel("pretrained")
+    if pretrained is not None and "init" not in hp:
+        argv += ["--init", str(pretrained)]
+    hp = dict(hp, output_dir=hp.get("output_dir", str(paths.checkpoint_dir)))
+    for key, value in hp.items():
+        argv += [f"--{key.replace('_', '-')}", value]
+    return argv
+
+
 def train_argv(hyperparameters: Dict[str, str], paths: SageMakerPaths) -> List[str]:
     """The `albert-ner train` arguments for this job."""
     hp = dict(hyperparameters)
@@ -196,16 +212,7 @@ def train_argv(hyperparameters: Dict[str, str], paths: SageMakerPaths) -> List[s
         directory = paths.channel(role)
         if directory is not None and flag not in hp:
             argv += [f"--{flag.replace('_', '-')}", str(_data_file(directory, preferred))]
-    vocab = paths.channel("vocab")
-    if vocab is not None and "vocab_file" not in hp:
-        argv += ["--vocab-file", str(_data_file(vocab, "vocab.txt"))]
-    pretrained = paths.channel("pretrained")
-    if pretrained is not None and "init" not in hp:
-        argv += ["--init", str(pretrained)]
-    hp.setdefault("output_dir", str(paths.checkpoint_dir))
-    for key, value in hp.items():
-        argv += [f"--{key.replace('_', '-')}", value]
-    return argv
+    return argv + _common_flags(hp, paths)
 
 
 def pretrain_argv(hyperparameters: Dict[str, str], paths: SageMakerPaths) -> List[str]:
@@ -222,16 +229,7 @@ def pretrain_argv(hyperparameters: Dict[str, str], paths: SageMakerPaths) -> Lis
         raise ValueError(f"task=pretrain reads no {', '.join(unused)} channel (its held-out text is heldout_fraction "
                          f"of the {text.name} channel's documents); launch without it")
     argv = ["pretrain", str(text)]
-    vocab = paths.channel("vocab")
-    if vocab is not None and "vocab_file" not in hp:
-        argv += ["--vocab-file", str(_data_file(vocab, "vocab.txt"))]
-    pretrained = paths.channel("pretrained")
-    if pretrained is not None and "init" not in hp:
-        argv += ["--init", str(pretrained)]
-    hp.setdefault("output_dir", str(paths.checkpoint_dir))
-    for key, value in hp.items():
-        argv += [f"--{key.replace('_', '-')}", value]
-    return argv
+    return argv + _common_flags(hp, paths)
 
 
 def job_argv(hyperparameters: Dict[str, str], paths: SageMakerPaths) -> List[str]:
