@@ -9,10 +9,14 @@ Parts depend only on the inputs and settings, never on the number of workers, so
 for any `workers`. Workers are spawned processes (safe beside TensorFlow's threads), so a script calling
 preprocess() with workers > 1 needs the usual `if __name__ == "__main__":` guard.
 
-Resume and cache: `fingerprint.json` (inputs by path, size and mtime; vocab and user dictionary by sha256;
-every setting) is written first. A run into a folder with another fingerprint is an error (use a new
-folder, or delete this one); a run with the same one reuses every part whose shards are intact and redoes
-only the rest; when manifest.json is there and every shard is intact, nothing is redone.
+Resume and cache: `fingerprint.json` (inputs by content: size and sha256 in reading order, see inputs.py;
+vocab and user dictionary by sha256; every setting) is written first. Content alone decides, never where the
+corpus lies or its mtimes, so a corpus copied afresh or moved resumes (the stored fingerprint is then rewritten
+with the new names and paths). A run into a folder with another fingerprint is an error naming what differs
+(use a new folder, or delete this one); a run with the same one reuses every part whose shards are intact and
+redoes only the rest; when manifest.json is there and every shard is intact, nothing is redone. A folder of an
+older version (inputs by path, size and mtime) is kept, with a warning, when the same paths have the same sizes
+and every setting is the same, and its fingerprint is rewritten by content.
 """
 from __future__ import annotations
 
@@ -34,13 +38,18 @@ from albert_ner.config import CHAR_LOOKUPS, DEFAULT_CHAR_LOOKUP
 from albert_ner.data.vocab import Vocab
 from albert_ner.infer.textfiles import ENCODINGS_AUTO, check_encoding, read_documents
 from albert_ner.pretrain import shards as shardfiles
-from albert_ner.pretrain.inputs import corpus_fingerprint, expand_corpus
+from albert_ner.pretrain.inputs import HASH_CACHE, content_fingerprint, expand_corpus
 from albert_ner.pretrain.sentences import Segmenter
 
 log = logging.getLogger(__name__)
 
 DOC_PER = ("line", "file")
 FINGERPRINT = "fingerprint.json"
+INPUT_FINGERPRINT = "bytes + sha256"  # what decides; each input's name and path are kept for messages only
+OLD_INPUT_FINGERPRINT = "path + bytes + mtime_ns"  # older versions': see _old_scheme_fits
+INPUT_KEYS = ("inputs", "input_fingerprint")
+DECIDING_INPUT_KEYS = ("bytes", "sha256", "error")
+DIFFERENCES_NAMED = 5  # differing input files named in a mismatch error (all are counted)
 LOCK = "preprocess.lock"
 MIN_SEQ_LEN = 8
 DEFAULT_SHARD_CHARS = 1_000_000
@@ -222,8 +231,123 @@ def _read_json(path: Path) -> Optional[Dict[str, Any]]:
         return None
 
 
-def _differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
-    return [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+def _write_json(path: Path, value: Any) -> None:
+    data = json.dumps(value, indent=1, ensure_ascii=False).encode("utf-8")
+    shardfiles.write_atomically(path, lambda f: f.write(data))
+
+
+# ---- fingerprints --------------------------------------------------------------------------------------
+
+def _inputs(fingerprint: Any) -> List[Dict[str, Any]]:
+    entries = fingerprint.get("inputs") if isinstance(fingerprint, dict) else None
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def _deciding(fingerprint: Any) -> Any:
+    """What of a fingerprint decides the shards: every setting and each input's size and sha256 (or read
+    error) in reading order; not the inputs' names or paths."""
+    if not isinstance(fingerprint, dict):
+        return fingerprint
+    out = {key: value for key, value in fingerprint.items() if key != "inputs"}
+    out["inputs"] = [{k: True if k == "error" else e[k] for k in DECIDING_INPUT_KEYS if k in e}
+                     for e in _inputs(fingerprint)]  # an unreadable file: whatever the reason
+    return out
+
+
+def _settings(fingerprint: Dict[str, Any]) -> Dict[str, Any]:
+    return {key: value for key, value in fingerprint.items() if key not in INPUT_KEYS}
+
+
+def _inputs_fit(old: Dict[str, Any], new: Dict[str, Any]) -> bool:
+    """The same inputs: by content; for an older version's fingerprint, the same paths with the same sizes."""
+    if old.get("input_fingerprint") == OLD_INPUT_FINGERPRINT:
+        def files(fingerprint: Dict[str, Any]) -> List[Tuple[Any, Any, bool]]:
+            return [(e.get("path"), e.get("bytes"), "error" in e) for e in _inputs(fingerprint)]
+        return files(old) == files(new)
+    return old.get("input_fingerprint") == new.get("input_fingerprint") and (
+        _deciding(old)["inputs"] == _deciding(new)["inputs"])
+
+
+def _old_scheme_fits(old: Any, new: Dict[str, Any]) -> bool:
+    """True for an older version's fingerprint (inputs by path, size and mtime) with every setting equal and the
+    same files, in the same order, at the same paths with the same sizes: kept, since the shards of a run half
+    done should not be stranded, though it cannot prove the content (see _accept_fingerprint's warning)."""
+    return (isinstance(old, dict) and old.get("input_fingerprint") == OLD_INPUT_FINGERPRINT
+            and _settings(old) == _settings(new) and _inputs_fit(old, new))
+
+
+def _fits(saved: Any, new: Dict[str, Any]) -> bool:
+    """Whether shards made under the `saved` fingerprint are those `new` would make."""
+    return _deciding(saved) == _deciding(new) or _old_scheme_fits(saved, new)
+
+
+def _accept_fingerprint(out: Path, old: Any, new: Dict[str, Any]) -> None:
+    """Keep the folder's shards when its fingerprint fits `new` (rewriting it as `new` where it differs: the
+    corpus moved, or an older version wrote it); else FingerprintMismatch naming what differs."""
+    if old == new:
+        return
+    if _deciding(old) == _deciding(new):
+        log.info("%s: the inputs have the content recorded (their names, paths or read errors differ); shards kept",
+                 out)
+    elif _old_scheme_fits(old, new):
+        log.warning("%s: %s was written by an older version, which recorded the inputs by path, size and mtime and "
+                    "so cannot prove their content; the same paths have the same sizes, so its shards are kept "
+                    "(delete the folder to preprocess again if a file was edited). Its fingerprint is rewritten "
+                    "by content.", out, FINGERPRINT)
+    else:
+        raise FingerprintMismatch(_mismatch_message(out, old, new))
+    _write_json(out / FINGERPRINT, new)
+
+
+def _mismatch_message(out: Path, old: Any, new: Dict[str, Any]) -> str:
+    if not isinstance(old, dict):
+        return (f"{out / FINGERPRINT}: not a fingerprint (a JSON object expected); use a new folder, or delete "
+                "this one to preprocess again")
+    what = []
+    if not _inputs_fit(old, new):
+        files = _input_differences(_inputs(old), _inputs(new))
+        if files:
+            named = "; ".join(files[:DIFFERENCES_NAMED])
+            more = f"; and {len(files) - DIFFERENCES_NAMED} more" if len(files) > DIFFERENCES_NAMED else ""
+            what.append(f"inputs differ in {len(files)} file{'s' if len(files) > 1 else ''}: {named}{more}")
+        elif old.get("input_fingerprint") in (INPUT_FINGERPRINT, OLD_INPUT_FINGERPRINT):
+            what.append("inputs differ: the same files, read in another order")
+        else:
+            what.append(f"inputs differ: recorded as {old.get('input_fingerprint')!r}, not {INPUT_FINGERPRINT!r}")
+    old_settings, new_settings = _settings(old), _settings(new)
+    settings = [key for key in sorted(set(old_settings) | set(new_settings))
+                if old_settings.get(key) != new_settings.get(key)]
+    if settings:
+        what.append(f"{', '.join(settings)} differ")
+    return (f"{out}: holds shards of other inputs or settings ({'; '.join(what) or 'the fingerprints differ'}); "
+            "use a new folder, or delete this one to preprocess again")
+
+
+def _input_differences(old: List[Dict[str, Any]], new: List[Dict[str, Any]]) -> List[str]:
+    """'NAME: what changed' per differing file: new ones and changed ones in reading order, then the dropped ones.
+    Files are matched by name (an older version's fingerprint has none: by path)."""
+    key = "name" if all("name" in e for e in old) else "path"
+    before = {e.get(key): e for e in old}
+    now = {e.get(key): e for e in new}
+    out = []
+    for label, entry in now.items():
+        change = "new input" if label not in before else _file_change(before[label], entry)
+        if change:
+            out.append(f"{label}: {change}")
+    out += [f"{label}: no longer an input" for label in before if label not in now]
+    return out
+
+
+def _file_change(old: Dict[str, Any], new: Dict[str, Any]) -> Optional[str]:
+    if "error" in new:
+        return None if "error" in old else f"cannot be read now ({new['error']})"
+    if "error" in old:
+        return "can be read now (not before)"
+    if old.get("bytes") != new.get("bytes"):
+        return f"content differs ({old.get('bytes')} bytes before, {new.get('bytes')} now)"
+    if "sha256" in old and old.get("sha256") != new.get("sha256"):
+        return "content differs (same size, another sha256)"
+    return None  # an older version's record: the same size is all it can compare
 
 
 def _intact_part(out: Path, index: int) -> Optional[Dict[str, Any]]:
@@ -263,17 +387,17 @@ def preprocess(inputs: Sequence[str], out_dir: str, vocab_file: str, max_seq_len
     files = expand_corpus(inputs, glob)
     import jieba
 
-    fingerprint = {
-        "format_version": shardfiles.FORMAT_VERSION,
-        "inputs": corpus_fingerprint(files), "input_fingerprint": "path + bytes + mtime_ns",
-        "vocab_sha256": _sha256_or_none(vocab_file), "char_lookup": char_lookup,
-        "user_dict_sha256": _sha256_or_none(user_dict), "jieba": jieba.__version__,
-        "max_seq_len": max_seq_len, "doc_per": doc_per, "encoding": encoding,
-        "heldout_fraction": heldout_fraction, "shard_chars": shard_chars,
-    }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with _locked(out):
+    with _locked(out):  # the hash cache in `out` is read and written under the lock
+        fingerprint = {
+            "format_version": shardfiles.FORMAT_VERSION,
+            "inputs": content_fingerprint(files, out / HASH_CACHE), "input_fingerprint": INPUT_FINGERPRINT,
+            "vocab_sha256": _sha256_or_none(vocab_file), "char_lookup": char_lookup,
+            "user_dict_sha256": _sha256_or_none(user_dict), "jieba": jieba.__version__,
+            "max_seq_len": max_seq_len, "doc_per": doc_per, "encoding": encoding,
+            "heldout_fraction": heldout_fraction, "shard_chars": shard_chars,
+        }
         return _run(files, out, fingerprint, Settings(str(out), os.fspath(vocab_file), char_lookup, max_seq_len,
                                                       os.fspath(user_dict) if user_dict else None,
                                                       heldout_fraction), workers, encoding, doc_per, shard_chars)
@@ -284,22 +408,22 @@ def _run(files, out: Path, fingerprint: Dict[str, Any], settings: Settings, work
     old = _read_json(out / FINGERPRINT)
     if old is None and any(out.glob("part-*.json")):
         raise FingerprintMismatch(f"{out}: holds shards but no {FINGERPRINT}; use a new folder or delete this one")
-    if old is not None and old != fingerprint:
-        raise FingerprintMismatch(
-            f"{out}: holds shards of other inputs or settings ({', '.join(_differences(old, fingerprint))} "
-            f"differ); use a new folder, or delete this one to preprocess again")
+    if old is not None:
+        _accept_fingerprint(out, old, fingerprint)
     manifest = _read_json(out / shardfiles.MANIFEST)
-    if old is not None and manifest and manifest.get("fingerprint") == fingerprint:
+    if old is not None and manifest and _fits(manifest.get("fingerprint"), fingerprint):
         problems = shardfiles.verify_shards(out, manifest)
         if not problems:
+            if manifest["fingerprint"] != fingerprint:  # the corpus moved, or an older version's fingerprint
+                manifest["fingerprint"] = fingerprint
+                _write_json(out / shardfiles.MANIFEST, manifest)
             log.info("%s: already preprocessed from the same inputs and settings; nothing redone (%s)", out,
                      _summary(manifest))
             return manifest
         log.warning("%s: redoing the parts of damaged shards: %s", out, "; ".join(problems[:5]))
         (out / shardfiles.MANIFEST).unlink()
     if old is None:
-        shardfiles.write_atomically(out / FINGERPRINT, lambda f: f.write(
-            json.dumps(fingerprint, indent=1, ensure_ascii=False).encode("utf-8")))
+        _write_json(out / FINGERPRINT, fingerprint)
     _remove_temporaries(out)
 
     start = time.perf_counter()
@@ -341,8 +465,7 @@ def _run(files, out: Path, fingerprint: Dict[str, Any], settings: Settings, work
     if busy > 0:
         made = sum(s["examples"] for r in done for s in r["shards"].values())
         log.info("%s: %d chunks made in %.1f worker-seconds: %.0f chunks/s per worker", out, made, busy, made / busy)
-    shardfiles.write_atomically(out / shardfiles.MANIFEST, lambda f: f.write(
-        json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")))
+    _write_json(out / shardfiles.MANIFEST, manifest)
     log.info("%s: %s", out, _summary(manifest))
     if not manifest["splits"]["train"]["examples"]:
         log.warning("%s: no training chunk was made from %s", out, ", ".join(str(f) for f in files[:3]))

@@ -82,7 +82,8 @@ def test_every_format_is_read_and_everything_skipped_is_counted(corpus, tmp_path
     assert [os.path.basename(i["path"]) for i in fp["inputs"]] == ["a.txt", "b.txt.gz", "c.xz", "d.txt", "e.txt",
                                                                    "f.bin"]
     assert fp["max_seq_len"] == 19 and fp["doc_per"] == "line" and fp["vocab_sha256"] == sha256_file(vocab_file)
-    assert all({"bytes", "mtime_ns"} <= set(i) for i in fp["inputs"])
+    assert [i["name"] for i in fp["inputs"]] == ["a.txt", "b.txt.gz", "c.xz", "d.txt", "e.txt", "f.bin"]
+    assert [i["sha256"] for i in fp["inputs"]] == [sha256_file(corpus / i["name"]) for i in fp["inputs"]]
     line = next(r.getMessage() for r in caplog.records if "documents from 6 files" in r.getMessage())
     assert "3 blank documents, 1 documents without a known character, 1 unreadable files, 1 undecodable lines" in line
     assert sum(1 for e in read_examples(out, shuffle_buffer=4)) == manifest["splits"]["train"]["examples"]
@@ -169,7 +170,8 @@ def test_other_inputs_or_settings_in_the_same_folder_are_an_error(corpus, tmp_pa
     with pytest.raises(FingerprintMismatch, match="max_seq_len differ"):
         run(corpus, out, vocab_file, max_seq_len=32)
     (corpus / "a.txt").write_text("新的内容。\n", encoding="utf-8")
-    with pytest.raises(FingerprintMismatch, match=r"\(inputs differ\); use a new folder"):
+    with pytest.raises(FingerprintMismatch, match=r"\(inputs differ in 1 file: a\.txt: content differs \(\d+ bytes "
+                                                  r"before, \d+ now\)\); use a new folder"):
         run(corpus, out, vocab_file)
     user_dict = tmp_path / "user.txt"
     user_dict.write_text("蓝鲸智算\n", encoding="utf-8")
