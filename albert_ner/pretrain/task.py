@@ -42,7 +42,7 @@ from albert_ner.model.pretraining import PretrainingModel
 from albert_ner.pretrain import shards as shardfiles
 from albert_ner.pretrain.config import PretrainConfig
 from albert_ner.pretrain.examples import ExampleSpec, batch_counts, make_batches, sop_rows
-from albert_ner.pretrain.inputs import corpus_fingerprint, expand_corpus
+from albert_ner.pretrain.inputs import corpus_fingerprint, expand_corpus, input_names
 from albert_ner.train import distribute
 from albert_ner.train.runner import (Batch, EpochEval, ParamGroup, Runner, RunSettings, RunSummary, Task,
                                      Trainable, emit)
@@ -85,6 +85,18 @@ def _file_id(path: Optional[str]) -> Optional[str]:
     if p.is_file():
         return file_sha256(p)
     return f"path:{os.path.abspath(path)}"  # a directory or known name: by where it is
+
+
+def _same_inputs(saved: Any, now: Any) -> bool:
+    """The corpus a checkpoint recorded is the one given now: names and sizes in order; a record of an older
+    version (absolute path and size) by its sizes and base names, so a checkpoint of a moved corpus resumes."""
+    if saved == now:
+        return True
+    if not (isinstance(saved, list) and isinstance(now, list) and len(saved) == len(now)):
+        return False
+    return all(isinstance(a, dict) and "name" not in a and a.get("bytes") == b.get("bytes")
+               and os.path.basename(str(a.get("path"))) == os.path.basename(b.get("name", ""))
+               for a, b in zip(saved, now))
 
 
 class PretrainTrainable(Trainable):
@@ -149,13 +161,18 @@ class PretrainTask(Task):
         for key in FILE_FIELDS:
             values[key] = _file_id(getattr(cfg, key))
         values["init"] = _file_id(cfg.init)
-        values["inputs"] = [{k: f[k] for k in ("path", "bytes") if k in f}
-                            for f in corpus_fingerprint(expand_corpus(cfg.inputs))]
+        # Inputs by name (relative to their common folder) and size: the corpus may be copied afresh or moved
+        # between runs (a new SageMaker job downloads it anew); its content is checked by preprocessing.
+        stats = corpus_fingerprint(expand_corpus(cfg.inputs))
+        values["inputs"] = [{"name": name, **{k: f[k] for k in ("bytes",) if k in f}}
+                            for f, name in zip(stats, input_names([f["path"] for f in stats]))]
         return values
 
     def fingerprint_differences(self, saved: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
         out = []
         for key in sorted(set(saved) | set(now)):
+            if key == "inputs" and _same_inputs(saved.get(key), now.get(key)):
+                continue
             if saved.get(key) != now.get(key):
                 old, new = json.dumps(saved.get(key))[:120], json.dumps(now.get(key))[:120]
                 out.append(f"{key}: {old} (checkpoint) vs {new} (now)")

@@ -126,6 +126,25 @@ def test_a_checkpoint_of_other_settings_is_refused(corpus, vocab_path, tmp_path)
         pretrain(config(corpus, vocab_path, tmp_path / "out", max_steps=2, epochs=1, mask_prob=0.2))
 
 
+def test_a_checkpoint_resumes_after_the_corpus_is_copied_elsewhere(corpus, vocab_path, tmp_path, caplog):
+    """A new SageMaker job downloads its channels afresh (new paths or mtimes): the interrupted run continues."""
+    from albert_ner.pretrain.task import run_settings
+    from albert_ner.train.runner import Runner
+
+    first = config(corpus, vocab_path, tmp_path / "out", max_steps=3, epochs=1)
+    task = PretrainTask(first)
+    task.batch_size = _StopAt(task, 2)
+    with pytest.raises(TrainingInterrupted):
+        Runner(task, run_settings(first)).run()
+    moved = tmp_path / "download" / corpus.name
+    moved.parent.mkdir()
+    moved.write_bytes(corpus.read_bytes())  # a fresh copy: another path, a new mtime
+    with caplog.at_level("INFO"):
+        results = pretrain(config(moved, vocab_path, tmp_path / "out", max_steps=3, epochs=1))
+    assert results["steps"] == 3
+    assert "resumed from" in caplog.text
+
+
 def test_cli_runs_and_bad_settings_are_one_error_line(corpus, vocab_path, tmp_path, capsys, caplog):
     assert main(["pretrain", str(corpus), "--output-dir", str(tmp_path / "bad"), "--vocab-file", str(vocab_path),
                  "--mask-prob", "1.5"]) == 2
