@@ -69,7 +69,7 @@ def first_documents(inputs: Sequence[str], max_lines: int, encoding: str = "auto
 
 def write_head(inputs: Sequence[str], max_lines: int, path: Path) -> Dict[str, Any]:
     """Write the first `max_lines` documents of `inputs` to `path`, one per line; returns first_documents' counts.
-    A file already there with the same text is left alone (its mtime is part of the preprocessing fingerprint)."""
+    A file already there with the same text is left alone (its mtime keys the preprocessing hash cache)."""
     head = first_documents(inputs, max_lines)
     bad = [i for i, t in enumerate(head["texts"]) if "\n" in t or "\r" in t]
     if bad:
