@@ -52,7 +52,7 @@ if str(BENCH_DIR) not in sys.path:
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from hf_compare import finite_losses, load_average, time_steps  # noqa: E402  (the same timing as hf_compare)
+from _compare_common import finite_losses, load_average, time_steps  # noqa: E402  (the same timing as hf_compare)
 from albert_ner.cli import positive_int  # noqa: E402
 
 LABELS = tuple("O B-LOC I-LOC B-ORG I-ORG B-PER I-PER".split())  # the MSRA tag set

@@ -32,76 +32,27 @@ Get the m3e-small folder once with `albert-ner download m3e-small` (offline:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from albert_ner.cli import positive_int
-
 BENCH_DIR = Path(__file__).resolve().parent
-DEFAULT_CHECKPOINT = Path.home() / ".cache" / "albert-ner" / "pretrained" / "m3e-small"
+if str(BENCH_DIR) not in sys.path:  # _compare_common (what pretrain_compare shares) and hf_finetune live here
+    sys.path.insert(0, str(BENCH_DIR))
+
+from _compare_common import (DEFAULT_CHECKPOINT, HF_VARIANTS, OURS_VARIANTS, add_child_args,  # noqa: E402
+                             add_thread_args, add_variant_args, environment, finite_losses, pairs, positive,
+                             resolve_threads, run_each, run_side, step_table, table, tf_threads,
+                             time_steps, torch_step, torch_threads, write_json, write_report)
+
 DEFAULT_DATA_DIR = BENCH_DIR.parent.parent / "shared" / "data" / "msra"
 DEFAULT_STEP_JSON = BENCH_DIR / "runs" / "hf_compare_step.json"
 DEFAULT_FINETUNE_DIR = BENCH_DIR / "runs" / "hf_finetune"
 STEP_LABELS = tuple("O B-LOC I-LOC B-ORG I-ORG B-PER I-PER".split())  # the MSRA tag set: same head width
-# Our variants: name -> (XLA on, Keras precision policy). HF variants: name -> autocast dtype (None: float32).
-OURS_VARIANTS: Dict[str, Tuple[bool, str]] = {
-    "graph": (False, "float32"), "xla": (True, "float32"),
-    "mixed_bfloat16": (False, "mixed_bfloat16"), "xla_mixed_bfloat16": (True, "mixed_bfloat16")}
-HF_VARIANTS: Dict[str, Optional[str]] = {"float32": None, "bf16": "bfloat16"}  # same as hf_finetune.AUTOCAST
-CPU_FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512f", "avx2")
-PACKAGES = ("tensorflow", "torch", "transformers", "numpy", "seqeval", "albert-ner")
-
-
-# ---- environment ---------------------------------------------------------------------------------
-def cpu_info(path: str = "/proc/cpuinfo") -> Dict[str, Any]:
-    """CPU model name and the ISA flags that matter for bfloat16 (AMX, AVX-512 BF16), from /proc/cpuinfo."""
-    model, flags = "unknown", set()
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError as exc:
-        return {"model": model, "flags": {}, "error": f"{path}: {exc}"}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and model == "unknown":
-            model = value.strip()
-        elif key.strip() == "flags" and not flags:
-            flags = set(value.split())
-    return {"model": model, "flags": {f: f in flags for f in CPU_FLAGS}, "amx": "amx_bf16" in flags}
-
-
-def load_average() -> Optional[List[float]]:
-    """1/5/15-minute load averages: a busy machine (other jobs on these cores) makes every time here meaningless."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def environment(threads: int, inter_op_threads: int) -> Dict[str, Any]:
-    """Where the numbers were measured: CPU, cores usable, package versions, thread settings."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    env_vars = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", "KMP_AFFINITY")
-    return {"cpu": cpu_info(), "logical_cpus": os.cpu_count(), "usable_cpus": usable,
-            "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
-            "threads": threads, "inter_op_threads": inter_op_threads, "loadavg": load_average(),
-            "env": {k: os.environ[k] for k in env_vars if k in os.environ}}
 
 
 # ---- shared step settings -----------------------------------------------------------------------------
@@ -112,36 +63,11 @@ def random_batches(n: int, batch: int, seq_len: int, vocab_size: int, num_labels
              "labels": rng.integers(0, num_labels, (batch, seq_len - 2)).astype(np.int32)} for _ in range(n)]
 
 
-def time_steps(step: Callable[[Any], float], batches: List[Any], warmup: int) -> Dict[str, Any]:
-    """Run `step` (which must block until its update is done) on every batch; first-step and steady times."""
-    times, losses = [], []
-    for b in batches:
-        t0 = time.perf_counter()
-        losses.append(float(step(b)))
-        times.append(time.perf_counter() - t0)
-    steady = [t * 1000 for t in times[warmup:]]
-    mean = statistics.fmean(steady)
-    return {"first_step_s": times[0], "warmup_ms": [t * 1000 for t in times[:warmup]], "step_ms": steady,
-            "ms_median": statistics.median(steady), "ms_mean": mean, "ms_min": min(steady),
-            "ms_stdev": statistics.stdev(steady) if len(steady) > 1 else 0.0, "losses": losses}
-
-
-def finite_losses(result: Dict[str, Any], where: str) -> None:
-    """A step that produced NaN/inf did not train: refuse to report its time as if it had."""
-    bad = [i for i, v in enumerate(result["losses"]) if not np.isfinite(v)]
-    if bad:
-        raise RuntimeError(f"{where}: loss is not finite at step(s) {bad[:5]}: {result['losses'][:5]}")
-
-
 # ---- our side -------------------------------------------------------------------------------------
 def run_ours(args: argparse.Namespace, variant: str) -> Dict[str, Any]:
     """NerTagger from the checkpoint, trained by the trainer's own step function; returns its timings."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    tf = tf_threads(args)
     jit, policy = OURS_VARIANTS[variant]
-    tf.keras.utils.set_random_seed(args.seed)
     tf.keras.mixed_precision.set_global_policy(policy)
 
     from albert_ner.config import HeadConfig, ModelConfig
@@ -199,11 +125,9 @@ def run_hf(args: argparse.Namespace, variant: str) -> Dict[str, Any]:
     import torch
     from transformers import AutoModelForTokenClassification
 
-    from hf_finetune import autocast, hf_optimizer, set_torch_threads
+    from hf_finetune import hf_optimizer
 
-    set_torch_threads(args.threads, args.inter_op_threads)
-    torch.manual_seed(args.seed)
-    kwargs = {"attn_implementation": args.hf_attn} if args.hf_attn else {}
+    kwargs = torch_threads(args)
     t0 = time.perf_counter()
     model = AutoModelForTokenClassification.from_pretrained(
         args.checkpoint, num_labels=len(STEP_LABELS), id2label=dict(enumerate(STEP_LABELS)),
@@ -222,16 +146,7 @@ def run_hf(args: argparse.Namespace, variant: str) -> Dict[str, Any]:
                         "attention_mask": torch.ones(b["token_ids"].shape, dtype=torch.int64),
                         "labels": torch.from_numpy(labels)})
 
-    def step(batch) -> float:
-        with autocast(dtype_name):
-            loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        return loss.item()
-
+    step = torch_step(model, opt, sched, dtype_name, 1.0, lambda batch: model(**batch).loss)
     result = time_steps(step, batches, args.warmup)
     finite_losses(result, f"hf/{variant}")
     if args.profile_dir:
@@ -261,106 +176,52 @@ CHILDREN: Dict[str, Callable[[argparse.Namespace, str], Dict[str, Any]]] = {"our
 
 def run_child(args: argparse.Namespace) -> None:
     """Inside a subprocess: time one (side, variant) and write its result JSON to --child-out."""
-    side, _, variant = args.child.partition(":")
-    result = CHILDREN[side](args, variant)
-    result.update(batch_size=args.batch_size, seq_len=args.seq_len, warmup=args.warmup, steps=args.steps)
+    result = run_side(args, CHILDREN)
     result["samples_per_s"] = args.batch_size * 1000 / result["ms_mean"]
-    Path(args.child_out).write_text(json.dumps(result, indent=1), encoding="utf-8")
+    write_json(args.child_out, result)
 
 
 # ---- the parent: one subprocess per (side, variant) ---------------------------------------------------
-def child_env(args: argparse.Namespace) -> Dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env.setdefault("OMP_NUM_THREADS", str(args.threads))
-    return env
-
-
 def run_step_mode(args: argparse.Namespace, argv: List[str]) -> int:
     """Spawn every requested (side, variant), collect results, print the table, write the JSON."""
     specs = [("ours", v) for v in args.ours_variants] + [("hf", v) for v in args.hf_variants]
     results, failures = [], []
     with tempfile.TemporaryDirectory(prefix="hf_compare_") as tmp:
-        for side, variant in specs:
-            out = Path(tmp) / f"{side}_{variant}.json"
-            cmd = [sys.executable, str(Path(__file__).resolve())] + argv + [
-                "--child", f"{side}:{variant}", "--child-out", str(out)]
-            before = load_average()
-            print(f"# {side}/{variant}: running in a subprocess (load average {before})", file=sys.stderr,
-                  flush=True)
-            proc = subprocess.run(cmd, env=child_env(args))
-            if proc.returncode != 0 or not out.is_file():
-                failures.append({"side": side, "variant": variant, "returncode": proc.returncode})
-                print(f"# {side}/{variant}: FAILED (exit code {proc.returncode}); see its output above",
-                      file=sys.stderr, flush=True)
-                continue
-            results.append(dict(json.loads(out.read_text(encoding="utf-8")), loadavg_before=before,
-                                loadavg_after=load_average()))
+        for side, variant, result, code in run_each(Path(__file__).resolve(), argv, specs, Path(tmp), args):
+            if result is None:
+                failures.append({"side": side, "variant": variant, "returncode": code})
+            else:
+                results.append(result)
     report = {"mode": "step", "checkpoint": str(args.checkpoint), "batch_size": args.batch_size,
               "seq_len": args.seq_len, "warmup": args.warmup, "steps": args.steps, "lstm_units": args.lstm_units,
               "environment": environment(args.threads, args.inter_op_threads), "results": results,
               "speedups": speedups(results, args.target_speedup), "failures": failures}
-    print(markdown(results, args.threads))
+    print(step_table(results, args.threads))
     if report["speedups"]:
         print(speedup_markdown(report["speedups"]))
-    path = Path(args.json_out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1), encoding="utf-8")
-    print(f"# wrote {path}", file=sys.stderr)
+    write_report(args.json_out, report)
     return 1 if failures else 0
 
 
 def speedups(results: List[Dict], target: float) -> List[Dict]:
     """For every (ours, HF) pair: HF mean ms / our mean ms (above 1: we are faster), and whether >= target."""
-    rows = []
-    for o in (r for r in results if r["side"] == "ours"):
-        for h in (r for r in results if r["side"] == "hf"):
-            ratio = h["ms_mean"] / o["ms_mean"]
-            rows.append({"ours": o["variant"], "hf": h["variant"], "speedup": ratio, "target": target,
-                         "meets_target": ratio >= target})
-    return rows
-
-
-def markdown(results: List[Dict], threads: int) -> str:
-    lines = ["| side | variant | precision | XLA | B x T | threads | first step | ms/step median | ms/step mean "
-             "| samples/s |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        lines.append(f"| {'albert-ner' if r['side'] == 'ours' else 'HF'} | {r['variant']} | {r['precision']} | "
-                     f"{'on' if r['jit'] else 'off'} | {r['batch_size']}x{r['seq_len']} | {threads} | "
-                     f"{r['first_step_s']:.1f} s | {r['ms_median']:,.0f} | {r['ms_mean']:,.0f} | "
-                     f"{r['samples_per_s']:.1f} |")
-    return "\n".join(lines)
+    return pairs(results, lambda o, h, speedup: {"target": target, "meets_target": speedup >= target})
 
 
 def speedup_markdown(rows: List[Dict]) -> str:
-    lines = ["| albert-ner variant | HF variant | speedup (HF ms / our ms) | >= target |", "|---|---|---|---|"]
-    lines += [f"| {r['ours']} | {r['hf']} | {r['speedup']:.2f}x | {'yes' if r['meets_target'] else 'no'} "
-              f"({r['target']:g}x) |" for r in rows]
-    return "\n".join(lines)
+    """The speedups table: each pair's ratio and whether it meets --target-speedup."""
+    return table(("albert-ner variant", "HF variant", "speedup (HF ms / our ms)", ">= target"),
+                 [(r["ours"], r["hf"], f"{r['speedup']:.2f}x",
+                   f"{'yes' if r['meets_target'] else 'no'} ({r['target']:g}x)") for r in rows])
 
 
 # ---- command line ----------------------------------------------------------------------------------
-def variant_list(known: Dict[str, Any], what: str) -> Callable[[str], List[str]]:
-    def parse(text: str) -> List[str]:
-        names = [v.strip() for v in text.split(",") if v.strip()]
-        unknown = [v for v in names if v not in known]
-        if unknown:
-            raise argparse.ArgumentTypeError(f"unknown {what} variant(s) {unknown}; known: {sorted(known)}")
-        return names
-    return parse
-
-
-positive = positive_int  # an integer >= 1 (argparse type), the CLI's own
-
-
 def parse_args(argv: List[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=("step", "finetune"), required=True)
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
                    help="a Hugging Face BERT folder (config.json + pytorch_model.bin or model.safetensors)")
-    p.add_argument("--threads", type=positive, default=2, help="intra-op threads (TF and torch)")
-    p.add_argument("--inter-op-threads", type=positive, default=None, help="default: --threads")
-    p.add_argument("--seed", type=int, default=42)
+    add_thread_args(p)
     p.add_argument("--hf-attn", default=None, help="HF attn_implementation (eager, sdpa); default: transformers'")
     s = p.add_argument_group("step mode")
     s.add_argument("--batch-size", type=positive, default=32)
@@ -368,16 +229,13 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     s.add_argument("--lstm-units", type=int, default=0, help="our BiLSTM width; 0 = CRF straight on the encoder")
     s.add_argument("--warmup", type=positive, default=3, help="untimed steps (the first traces/compiles)")
     s.add_argument("--steps", type=positive, default=20, help="timed steps")
-    s.add_argument("--ours-variants", type=variant_list(OURS_VARIANTS, "albert-ner"),
-                   default=["graph", "xla", "mixed_bfloat16"])
-    s.add_argument("--hf-variants", type=variant_list(HF_VARIANTS, "HF"), default=["float32", "bf16"])
+    add_variant_args(s, ["graph", "xla", "mixed_bfloat16"], ["float32", "bf16"])
     s.add_argument("--target-speedup", type=float, default=1.5)
     s.add_argument("--json-out", type=Path, default=DEFAULT_STEP_JSON)
     s.add_argument("--profile-dir", type=Path, default=None,
                    help="after timing, profile --profile-steps steps: TF trace (TensorBoard) / torch op table")
     s.add_argument("--profile-steps", type=positive, default=3)
-    s.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    s.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
+    add_child_args(s)
     f = p.add_argument_group("finetune mode (bench/hf_finetune.py)")
     f.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="holds train.txt and test.txt")
     f.add_argument("--output-dir", type=Path, default=DEFAULT_FINETUNE_DIR)
@@ -398,8 +256,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     f.add_argument("--log-every", type=positive, default=50)
     f.add_argument("--no-resume", action="store_true", help="discard a checkpoint in --output-dir and start over")
     args = p.parse_args(argv)
-    if args.inter_op_threads is None:
-        args.inter_op_threads = args.threads
+    resolve_threads(args)
     if args.mode == "step" and args.seq_len < 3:
         p.error(f"--seq-len must be >= 3 ([CLS], a character, [SEP]), got {args.seq_len}")
     if args.lstm_units < 0:
@@ -414,8 +271,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if args.mode == "finetune":
-        if str(BENCH_DIR) not in sys.path:
-            sys.path.insert(0, str(BENCH_DIR))
         import hf_finetune
 
         return hf_finetune.run(args, environment(args.threads, args.inter_op_threads))

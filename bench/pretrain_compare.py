@@ -38,8 +38,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,11 +47,13 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 BENCH_DIR = Path(__file__).resolve().parent
-if str(BENCH_DIR) not in sys.path:  # hf_compare (shared timing/environment helpers) and hf_finetune live here
+if str(BENCH_DIR) not in sys.path:  # _compare_common (what hf_compare shares), hf_finetune and wwm_stats live here
     sys.path.insert(0, str(BENCH_DIR))
 
-from hf_compare import (DEFAULT_CHECKPOINT, HF_VARIANTS, OURS_VARIANTS, environment, finite_losses,  # noqa: E402
-                        load_average, positive, time_steps, variant_list)
+from _compare_common import (DEFAULT_CHECKPOINT, HF_VARIANTS, OURS_VARIANTS, add_child_args,  # noqa: E402
+                             add_thread_args, add_variant_args, environment, finite_losses, pairs, positive,
+                             resolve_threads, run_each, run_side, spawn, step_table, table, tf_threads,
+                             time_steps, torch_step, torch_threads, write_json, write_report)
 from wwm_stats import DEFAULT_CORPUS, write_head  # noqa: E402
 
 DEFAULT_JSON = BENCH_DIR / "runs" / "pretrain_compare.json"
@@ -68,6 +68,7 @@ SOP_CHOICES = ("auto", "on", "off")
 HF_SCORING = {"all": ("all",), "masked": ("masked",), "both": ("all", "masked")}
 FIELDS = ("token_ids", "segment_ids", "lengths", "mlm_labels")  # + sop_labels with sentence order
 WEIGHT_DECAY, CLIP_NORM = 0.01, 1.0
+EXTRA_COLUMNS = (("tokens/s", "tokens_per_s"), ("masked tokens/s", "masked_tokens_per_s"))  # after the step table's
 
 
 def fed_summary(token_ids: np.ndarray, mlm_labels: np.ndarray, lengths: np.ndarray) -> Dict[str, Any]:
@@ -115,11 +116,7 @@ def encoder_and_vocab(args: argparse.Namespace):
 
 def run_prepare(args: argparse.Namespace) -> Dict[str, Any]:
     """Weights for both sides (ours_init/, hf/) and warmup + steps masked batches (batches.npz) in --work-dir."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
-    tf.keras.utils.set_random_seed(args.seed)
+    tf_threads(args)
     from albert_ner.data.vocab import Vocab
     from albert_ner.model.pretraining import PretrainingModel
     from albert_ner.pretrain.examples import ExampleSpec, make_batches
@@ -185,12 +182,8 @@ def run_prepare(args: argparse.Namespace) -> Dict[str, Any]:
 # ---- our side ---------------------------------------------------------------------------------------------
 def run_ours(args: argparse.Namespace, variant: str) -> Dict[str, Any]:
     """PretrainingModel from the prepared weights, trained by the runner's own step on the prepared batches."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    tf = tf_threads(args)
     jit, policy = OURS_VARIANTS[variant]
-    tf.keras.utils.set_random_seed(args.seed)
     tf.keras.mixed_precision.set_global_policy(policy)
     from albert_ner.config import EncoderConfig
     from albert_ner.model.pretraining import PretrainingModel
@@ -283,13 +276,11 @@ def run_hf(args: argparse.Namespace, variant: str) -> Dict[str, Any]:
     PRECISION:SCORING (scoring "all": the class's own forward; "masked": masked_only_loss)."""
     import torch
 
-    from hf_finetune import autocast, hf_optimizer, set_torch_threads
+    from hf_finetune import hf_optimizer
 
-    set_torch_threads(args.threads, args.inter_op_threads)
-    torch.manual_seed(args.seed)
+    kwargs = torch_threads(args)
     work = Path(args.work_dir)
     meta = json.loads((work / META_FILE).read_text(encoding="utf-8"))
-    kwargs = {"attn_implementation": args.hf_attn} if args.hf_attn else {}
     t0 = time.perf_counter()
     model = hf_model_class(meta["hf_kind"], meta["sop"]).from_pretrained(str(work / HF_DIR), **kwargs)
     load_s = time.perf_counter() - t0
@@ -302,20 +293,9 @@ def run_hf(args: argparse.Namespace, variant: str) -> Dict[str, Any]:
     fed = fed_summary(np.stack([b["input_ids"].numpy() for b in batches]),
                       np.stack([np.where(b["labels"].numpy() >= 0, b["labels"].numpy(), -1) for b in batches]),
                       np.stack([b["attention_mask"].numpy().sum(axis=1) for b in batches]))
-
-    def step(batch) -> float:
-        with autocast(dtype_name):
-            if scoring == "masked":
-                loss = masked_only_loss(model, batch, meta["hf_kind"], meta["sop"])
-            else:
-                loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        return loss.item()
-
+    loss_of = ((lambda batch: masked_only_loss(model, batch, meta["hf_kind"], meta["sop"])) if scoring == "masked"
+               else (lambda batch: model(**batch).loss))
+    step = torch_step(model, opt, sched, dtype_name, CLIP_NORM, loss_of)
     result = time_steps(step, batches, args.warmup)
     finite_losses(result, f"hf/{variant}")
     result.update(side="hf", variant=precision if scoring == "all" else f"{precision}, masked only",
@@ -345,62 +325,41 @@ def run_child(args: argparse.Namespace) -> None:
     if args.child == "prepare":
         result = run_prepare(args)
     else:
-        side, _, variant = args.child.partition(":")
-        result = CHILDREN[side](args, variant)
+        result = run_side(args, CHILDREN)
         meta = json.loads((Path(args.work_dir) / META_FILE).read_text(encoding="utf-8"))
-        result.update(batch_size=args.batch_size, seq_len=args.seq_len, warmup=args.warmup, steps=args.steps)
         result.update(throughput(result, meta["batches"], args))
-    Path(args.child_out).write_text(json.dumps(result, indent=1), encoding="utf-8")
+    write_json(args.child_out, result)
 
 
 # ---- the parent: prepare once, then one subprocess per (side, variant) ----------------------------------------
-def child_env(args: argparse.Namespace) -> Dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env.setdefault("OMP_NUM_THREADS", str(args.threads))
-    return env
-
-
-def spawn(args: argparse.Namespace, argv: List[str], child: str, out: Path) -> Optional[Dict[str, Any]]:
-    cmd = [sys.executable, str(Path(__file__).resolve())] + argv + [
-        "--child", child, "--child-out", str(out), "--work-dir", str(args.work_dir)]
-    print(f"# {child}: running in a subprocess (load average {load_average()})", file=sys.stderr, flush=True)
-    proc = subprocess.run(cmd, env=child_env(args))
-    if proc.returncode != 0 or not out.is_file():
-        print(f"# {child}: FAILED (exit code {proc.returncode}); see its output above", file=sys.stderr, flush=True)
-        return None
-    return json.loads(out.read_text(encoding="utf-8"))
-
-
 def run_parent(args: argparse.Namespace, argv: List[str]) -> int:
     """Prepare, spawn every requested (side, variant), check they were fed alike, print the tables, write JSON."""
     with tempfile.TemporaryDirectory(prefix="pretrain_compare_") as tmp:
         if args.work_dir is None:
             args.work_dir = Path(tmp)
         args.work_dir.mkdir(parents=True, exist_ok=True)
-        meta = spawn(args, argv, "prepare", Path(tmp) / "prepare.json")
+        script, extra = Path(__file__).resolve(), ["--work-dir", str(args.work_dir)]
+        meta, _ = spawn(script, argv, "prepare", Path(tmp) / "prepare.json", args, extra=extra)
         if meta is None:
             return 1
         specs = [("ours", v) for v in args.ours_variants] + [
             ("hf", f"{v}:{s}") for v in args.hf_variants for s in HF_SCORING[args.hf_scoring]]
         results, failures = [], []
-        for side, variant in specs:
-            before = load_average()
-            result = spawn(args, argv, f"{side}:{variant}", Path(tmp) / f"{side}_{variant.replace(':', '_')}.json")
+        for side, variant, result, _ in run_each(script, argv, specs, Path(tmp), args, sep=":", extra=extra):
             if result is None:
                 failures.append({"side": side, "variant": variant, "why": "the subprocess failed"})
                 continue
             if result["fed"] != meta["fed"]:
                 failures.append({"side": side, "variant": variant,
                                  "why": f"fed other batches: {result['fed']} vs prepared {meta['fed']}"})
-            results.append(dict(result, loadavg_before=before, loadavg_after=load_average()))
+            results.append(result)
     report = {"benchmark": "pretrain_compare", "checkpoint": meta["checkpoint"],
               "encoder_preset": args.encoder_preset, "encoder_config": args.encoder_config,
               "batch_size": args.batch_size, "seq_len": args.seq_len, "warmup": args.warmup, "steps": args.steps,
               "learning_rate": args.lr, "prepared": meta,
               "environment": environment(args.threads, args.inter_op_threads), "results": results,
               "ratios": ratios(results), "failures": failures}
-    print(markdown(results, args.threads))
+    print(step_table(results, args.threads, hf_name=lambda r: "HF " + r["model_class"], extra=EXTRA_COLUMNS))
     if report["ratios"]:
         print(ratio_markdown(report["ratios"]))
     hf_class = next((r["model_class"] for r in results if r["side"] == "hf"), "-")
@@ -413,35 +372,19 @@ def run_parent(args: argparse.Namespace, argv: List[str]) -> int:
               file=sys.stderr)
     for f in failures:
         print(f"# FAILED {f['side']}/{f['variant']}: {f['why']}", file=sys.stderr)
-    path = Path(args.json_out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1), encoding="utf-8")
-    print(f"# wrote {path}", file=sys.stderr)
+    write_report(args.json_out, report)
     return 1 if failures else 0
 
 
 def ratios(results: List[Dict]) -> List[Dict]:
     """For every (ours, HF) pair: HF mean ms / our mean ms (above 1: we are faster) and the tokens/s ratio."""
-    return [{"ours": o["variant"], "hf": h["variant"], "speedup": h["ms_mean"] / o["ms_mean"],
-             "tokens_per_s_ratio": o["tokens_per_s"] / h["tokens_per_s"]}
-            for o in results if o["side"] == "ours" for h in results if h["side"] == "hf"]
-
-
-def markdown(results: List[Dict], threads: int) -> str:
-    lines = ["| side | variant | precision | XLA | B x T | threads | first step | ms/step median | ms/step mean "
-             "| samples/s | tokens/s | masked tokens/s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        lines.append(f"| {'albert-ner' if r['side'] == 'ours' else 'HF ' + r['model_class']} | {r['variant']} | "
-                     f"{r['precision']} | {'on' if r['jit'] else 'off'} | {r['batch_size']}x{r['seq_len']} | "
-                     f"{threads} | {r['first_step_s']:.1f} s | {r['ms_median']:,.0f} | {r['ms_mean']:,.0f} | "
-                     f"{r['samples_per_s']:.1f} | {r['tokens_per_s']:,.0f} | {r['masked_tokens_per_s']:,.0f} |")
-    return "\n".join(lines)
+    return pairs(results, lambda o, h, _: {"tokens_per_s_ratio": o["tokens_per_s"] / h["tokens_per_s"]})
 
 
 def ratio_markdown(rows: List[Dict]) -> str:
-    lines = ["| albert-ner variant | HF variant | speed ratio (HF ms / our ms) |", "|---|---|---|"]
-    lines += [f"| {r['ours']} | {r['hf']} | {r['speedup']:.2f}x |" for r in rows]
-    return "\n".join(lines)
+    """The speed ratio of every (ours, HF) pair."""
+    return table(("albert-ner variant", "HF variant", "speed ratio (HF ms / our ms)"),
+                 [(r["ours"], r["hf"], f"{r['speedup']:.2f}x") for r in rows])
 
 
 # ---- command line -----------------------------------------------------------------------------------------
@@ -469,11 +412,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     s.add_argument("--warmup", type=positive, default=3, help="untimed steps (the first traces/compiles)")
     s.add_argument("--steps", type=positive, default=20, help="timed steps")
     s.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (both sides; warmup 1 step)")
-    s.add_argument("--threads", type=positive, default=2, help="intra-op threads (TF and torch)")
-    s.add_argument("--inter-op-threads", type=positive, default=None, help="default: --threads")
-    s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--ours-variants", type=variant_list(OURS_VARIANTS, "albert-ner"), default=["graph", "xla"])
-    s.add_argument("--hf-variants", type=variant_list(HF_VARIANTS, "HF"), default=["float32"])
+    add_thread_args(s)
+    add_variant_args(s, ["graph", "xla"], ["float32"])
     s.add_argument("--hf-scoring", choices=sorted(HF_SCORING), default="all",
                    help="HF vocab logits at every position (the class's forward: all), only at the masked ones as "
                         "ours (masked), or both runs")
@@ -481,11 +421,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     s.add_argument("--json-out", type=Path, default=DEFAULT_JSON)
     s.add_argument("--work-dir", type=Path, default=None,
                    help="keep the prepared weights and batches here; default: a temporary folder")
-    s.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    s.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
+    add_child_args(s)
     args = p.parse_args(argv)
-    if args.inter_op_threads is None:
-        args.inter_op_threads = args.threads
+    resolve_threads(args)
     if args.seq_len < 8:
         p.error(f"--seq-len must be >= 8 (the preprocessing's shortest chunk length), got {args.seq_len}")
     if args.corpus_lines < 0:

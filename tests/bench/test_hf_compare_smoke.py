@@ -25,6 +25,9 @@ TEST = [("张三去北京", "B-PER I-PER O B-LOC I-LOC"),
         ("李四在上海新华社工作张三去北京李四在上海新华社工作龘", " ".join(
             "B-PER I-PER O B-LOC I-LOC B-ORG I-ORG I-ORG O O B-PER I-PER O B-LOC I-LOC "
             "B-PER I-PER O B-LOC I-LOC B-ORG I-ORG I-ORG O O O".split()))]
+# The environment block both bench/hf_compare.py and bench/pretrain_compare.py write (their shared module).
+ENVIRONMENT_KEYS = {"cpu", "logical_cpus", "usable_cpus", "python", "platform", "versions", "threads",
+                    "inter_op_threads", "loadavg", "env"}
 
 
 def write_corpus(path: Path, rows) -> int:
@@ -91,7 +94,20 @@ def test_step_mode_times_both_sides(tiny):
     assert row["speedup"] == pytest.approx(by_side["hf"]["ms_mean"] / by_side["ours"]["ms_mean"])
     assert isinstance(report["environment"]["cpu"]["amx"], bool)
     assert report["environment"]["versions"]["torch"]
+    assert set(report["environment"]) == ENVIRONMENT_KEYS
+    assert report["environment"]["threads"] == report["environment"]["inter_op_threads"] == 1
+    assert all(len(r["loadavg_before"]) == len(r["loadavg_after"]) == 3 for r in report["results"])
     assert "| albert-ner | graph |" in proc.stdout and "| HF | float32 |" in proc.stdout
+    # The tables, cell for cell as BENCHMARKS.md quotes them, from the numbers in the JSON.
+    lines = proc.stdout.splitlines()
+    assert ("| side | variant | precision | XLA | B x T | threads | first step | ms/step median | ms/step mean "
+            "| samples/s |") in lines and "|---" * 10 + "|" in lines
+    for name, r in (("albert-ner", by_side["ours"]), ("HF", by_side["hf"])):
+        assert (f"| {name} | {r['variant']} | float32 | off | 2x12 | 1 | {r['first_step_s']:.1f} s | "
+                f"{r['ms_median']:,.0f} | {r['ms_mean']:,.0f} | {r['samples_per_s']:.1f} |") in lines
+    assert "| albert-ner variant | HF variant | speedup (HF ms / our ms) | >= target |" in lines
+    assert f"| graph | float32 | {row['speedup']:.2f}x | {'yes' if row['meets_target'] else 'no'} (1.5x) |" in lines
+    assert row["meets_target"] == (row["speedup"] >= 1.5) and f"# wrote {out}" in proc.stderr
 
 
 @pytest.fixture(scope="module")

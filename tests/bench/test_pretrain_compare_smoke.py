@@ -18,6 +18,9 @@ else:
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "pretrain_compare.py"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# The environment block both bench/hf_compare.py and bench/pretrain_compare.py write (their shared module).
+ENVIRONMENT_KEYS = {"cpu", "logical_cpus", "usable_cpus", "python", "platform", "versions", "threads",
+                    "inter_op_threads", "loadavg", "env"}
 LINES = ["我们今天去北京。上海的天气很好！", "中国人民银行发布新政策。", "这家酒店服务很好，房间干净。",
          "新华社记者报道：经济发展很快。", "张三在北京工作，李四去上海。"] * 4
 
@@ -43,7 +46,25 @@ def run(files, *args):
     proc = subprocess.run([str(a) for a in cmd], cwd=files, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(out.read_text(encoding="utf-8")), proc.stdout, files / f"work_{out.stem}"
+    assert f"# wrote {out}" in proc.stderr
+    report = json.loads(out.read_text(encoding="utf-8"))
+    check_tables(report, proc.stdout)
+    return report, proc.stdout, files / f"work_{out.stem}"
+
+
+def check_tables(report, stdout):
+    """The step and ratio tables, cell for cell as BENCHMARKS.md quotes them, from the numbers in the JSON."""
+    lines = stdout.splitlines()
+    assert ("| side | variant | precision | XLA | B x T | threads | first step | ms/step median | ms/step mean "
+            "| samples/s | tokens/s | masked tokens/s |") in lines and "|---" * 12 + "|" in lines
+    for r in report["results"]:
+        name = "albert-ner" if r["side"] == "ours" else "HF " + r["model_class"]
+        assert (f"| {name} | {r['variant']} | {r['precision']} | {'on' if r['jit'] else 'off'} | 2x16 | 1 | "
+                f"{r['first_step_s']:.1f} s | {r['ms_median']:,.0f} | {r['ms_mean']:,.0f} | "
+                f"{r['samples_per_s']:.1f} | {r['tokens_per_s']:,.0f} | {r['masked_tokens_per_s']:,.0f} |") in lines
+    assert "| albert-ner variant | HF variant | speed ratio (HF ms / our ms) |" in lines
+    for row in report["ratios"]:
+        assert f"| {row['ours']} | {row['hf']} | {row['speedup']:.2f}x |" in lines
 
 
 def check_common(report, work):
@@ -70,6 +91,11 @@ def check_common(report, work):
     assert row["speedup"] == pytest.approx(by_side["hf"]["ms_mean"] / by_side["ours"]["ms_mean"])
     assert 0.05 < prepared["batches"]["masked_share"] < 0.4
     assert prepared["corpus"]["lines"] == len(LINES)
+    assert set(report["environment"]) == ENVIRONMENT_KEYS
+    assert report["environment"]["threads"] == report["environment"]["inter_op_threads"] == 1
+    assert all(len(r["loadavg_before"]) == len(r["loadavg_after"]) == 3 for r in report["results"])
+    assert len(report["ratios"]) == len(report["results"]) - 1  # one ours variant against each HF run
+    assert row["tokens_per_s_ratio"] == pytest.approx(by_side["ours"]["tokens_per_s"] / by_side["hf"]["tokens_per_s"])
     return by_side
 
 
