@@ -11,7 +11,6 @@ writes, i.e. checkpoints and summaries, are not seen), and on success the result
 import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import List
@@ -19,6 +18,7 @@ from typing import List
 from albert_ner.pretrain.config import PretrainConfig
 from albert_ner.pretrain.task import PretrainTask, run_settings
 from albert_ner.train.runner import Runner, TrainingInterrupted
+from tests.signalling import SigtermAtStep
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _CHANGES = {"os.mkdir", "os.rename", "os.replace", "os.remove", "os.rmdir", "shutil.rmtree", "os.truncate",
@@ -50,24 +50,12 @@ def watch_writes(root: Path) -> List[str]:
     return seen
 
 
-class SignalledRunner(Runner):
+class SignalledRunner(SigtermAtStep, Runner):
     """Sends itself SIGTERM during train step `at` (counted in this process), once."""
 
     def __init__(self, task, settings, at: int):
         super().__init__(task, settings)
-        self.at = at
-
-    def _setup(self):
-        super()._setup()
-        step, calls = self.train_step, [0]
-
-        def signalled(batch):
-            calls[0] += 1
-            if calls[0] == self.at:
-                os.kill(os.getpid(), signal.SIGTERM)
-            return step(batch)
-
-        self.train_step = signalled
+        self.sigterm_at = at
 
 
 def main(argv) -> int:

@@ -8,32 +8,19 @@ train step (a spot interruption) and exits 3 after the resumable checkpoint. The
 last line, prefixed 'RESULTS '.
 """
 import json
-import os
-import signal
 import sys
 
 from albert_ner.config import TrainConfig
 from albert_ner.train.loop import Trainer, TrainingInterrupted
+from tests.signalling import SigtermAtStep
 
 
-class SignalledTrainer(Trainer):
+class SignalledTrainer(SigtermAtStep, Trainer):
     """Sends itself SIGTERM during train step `at` (counted in this process), once."""
 
     def __init__(self, cfg: TrainConfig, at: int):
         super().__init__(cfg)
-        self.at = at
-
-    def _setup(self):
-        super()._setup()
-        step, calls = self.train_step, [0]
-
-        def signalled(batch):
-            calls[0] += 1
-            if calls[0] == self.at:
-                os.kill(os.getpid(), signal.SIGTERM)
-            return step(batch)
-
-        self.train_step = signalled
+        self.sigterm_at = at
 
 
 def main(argv) -> int:

@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from albert_ner.model.store import load_model
 from albert_ner.train.loop import Trainer, TrainingInterrupted, train
+from tests.signalling import SigtermAtStep
 from tests.train.test_loop import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,24 +80,12 @@ def test_checkpoint_without_run_record_is_not_resumed(one_epoch_run, tmp_path):
         Trainer(type(cfg)(**dict(cfg.__dict__, output_dir=str(out)))).run()
 
 
-class SignalledTrainer(Trainer):
+class SignalledTrainer(SigtermAtStep, Trainer):
     """Sends itself SIGTERM during train step `at` (as a spot interruption would), once."""
 
     def __init__(self, cfg, at):
         super().__init__(cfg)
-        self.at = at
-
-    def _setup(self):
-        super()._setup()
-        step, calls = self.train_step, [0]
-
-        def signalled(batch):
-            calls[0] += 1
-            if calls[0] == self.at:
-                os.kill(os.getpid(), signal.SIGTERM)
-            return step(batch)
-
-        self.train_step = signalled
+        self.sigterm_at = at
 
 
 def _epoch_losses(text):
