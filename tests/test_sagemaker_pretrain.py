@@ -126,7 +126,7 @@ def test_pretraining_job_publishes_what_the_next_jobs_pretrained_channel_fine_tu
     # the vocabulary comes with the pretrained encoder). encoder_lr=0 keeps the encoder as it was loaded.
     tune_root = tmp_path / "finetune"
     tune_root.mkdir()
-    tune_base, _ = container_tree(tune_root, msra_dir, vocab_path, 12)
+    tune_base, _ = container_tree(tune_root, msra_dir, vocab_path, 12, max_chars=30)
     pack_model_dir(model, tune_base / "input" / "data" / "pretrained" / "model.tar.gz")
     tune_env = job_env(tune_base, ("training", "validation", "pretrained"), tmp_path / "cache")
     hp = dict(TINY, epochs=1, export=False, encoder_lr=0.0)

@@ -120,12 +120,13 @@ def test_a_text_with_newlines_is_one_document(tagger, sentences):
 
 
 def test_many_texts_in_small_batches_equal_one_by_one(tagger, sentences):
-    texts = [f"{i}号：{sentences[i % len(sentences)]}" + "啊" * (i % 5) * 30 for i in range(200)]
+    # 100 texts >= 16 sentences x 5 suffix lengths: every sentence with every suffix
+    texts = [f"{i}号：{sentences[i % len(sentences)]}" + "啊" * (i % 5) * 30 for i in range(100)]
     assert max(map(len, texts)) > 128  # some are windowed
     batched = tagger.tag(texts, batch_size=7)
     assert tagger.batch_size == 8  # the call's batch size did not change the tagger's
     check_offsets(texts, batched)
-    assert sum(map(len, batched)) >= 100
+    assert sum(map(len, batched)) >= 50
     same_entities(batched, [tagger.tag(t) for t in texts])
 
 

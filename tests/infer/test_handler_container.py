@@ -33,10 +33,11 @@ PYTHONS = [pytest.param(sys.executable, id="python3.11"),
 
 @pytest.fixture(scope="module")
 def featured_model(msra_dir, vocab_path, tmp_path_factory):
-    """A tiny model with word boundaries, POS tags and bigrams; 30 characters per window."""
+    """A tiny model with word boundaries, POS tags and bigrams; 30 characters per window. Its dev (= train) F1
+    reaches 1.0 at about epoch 11 of 15; it finds entities in the unseen test sentences too."""
     root = tmp_path_factory.mktemp("featured")
     data = write_slice(msra_dir / "train.txt", root / "train.txt", 16)
-    cfg = tiny_config(data, root / "model", vocab_path, epochs=30, jit=False, max_seq_len=32, window_overlap=6,
+    cfg = tiny_config(data, root / "model", vocab_path, epochs=15, jit=False, max_seq_len=32, window_overlap=6,
                       lexicon_dim=4, pos_dim=4, bigram_dim=4, bigram_min_count=1)
     train(cfg)
     return root / "model"

@@ -17,11 +17,11 @@ from tests.train.test_loop import tiny_config
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, msra_dir, vocab_path):
-    """A 1-epoch tiny model (with bigram features) and the 8 sentences it was trained on."""
+    """A 1-epoch tiny model (with bigram features) and the 8 (short) sentences it was trained on."""
     from tests.train.conftest import write_slice
 
     root = tmp_path_factory.mktemp("store")
-    data = write_slice(msra_dir / "train.txt", root / "train.txt", 8)
+    data = write_slice(msra_dir / "train.txt", root / "train.txt", 8, max_chars=30)
     train(tiny_config(data, root / "run", vocab_path, jit=False, bigram_dim=4, bigram_min_count=1))
     return root / "run", data
 

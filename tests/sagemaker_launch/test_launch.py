@@ -267,17 +267,20 @@ def test_pretrained_weights_by_s3_uri_are_downloaded(aws, tmp_path):
         fetch_s3_prefix("s3://weights/missing", tmp_path / "none", s3)
 
 
-def test_spot_jobs_checkpoint_more_often_unless_told(tmp_path):
+def test_spot_jobs_checkpoint_more_often_unless_told(session, capsys):
     """Script mode's toolkit passes no SIGTERM on to the trainer: a spot job's guarantee is its periodic checkpoint,
-    so --spot sets checkpoint_every (a value given with --hp wins); on-demand jobs keep the trainer's default."""
+    so --spot sets checkpoint_every (a value given with --hp wins); on-demand jobs keep the trainer's default.
+    (Dry runs in this process: test_dry_run_prints_every_cost_setting_as_clean_json runs the command itself.)"""
+    sm, requests = session
     common = ["--role", ROLE, "--train", "s3://data/msra/", "--bucket", "my-bucket"]
     spot = ["--spot", "--checkpoint-s3-uri", "s3://my-bucket/ckpt/run-1"]
     for argv, expected in ((["byos", *common, *spot], {"checkpoint_every": "200"}),
                            (["byos", *common, *spot, "--hp", "checkpoint_every=50"], {"checkpoint_every": "50"}),
                            (["byos", *common], {})):
-        proc = dry_run(argv, tmp_path)
-        assert proc.returncode == 0, proc.stderr
-        assert json.loads(proc.stdout)["hyperparameters"] == expected, argv
+        code, plan, err = launch(argv + ["--dry-run"], sm, capsys)
+        assert code == 0, err
+        assert plan["hyperparameters"] == expected and plan["dry_run"] is True, argv
+    assert requests == []  # a dry run sends nothing
     from albert_ner.config import TrainConfig
 
     default = TrainConfig.__dataclass_fields__["checkpoint_every"].default

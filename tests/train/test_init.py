@@ -59,9 +59,9 @@ def test_convert_then_train_from_the_converted_encoder(msra_slice, tmp_path, voc
     assert report["kind"] == "tf1" and not report["left_random"] and not report["not_used"]
     assert (tmp_path / "converted/vocab.txt").read_bytes() == vocab_path.read_bytes()
 
-    data = msra_slice(12)
+    data = msra_slice(12, max_chars=30)
     cfg = tiny_config(data, tmp_path / "run", tmp_path / "converted/vocab.txt", epochs=2,
-                      init=str(tmp_path / "converted"), encoder_preset="unused-with-init", lexicon_dim=4)
+                      init=str(tmp_path / "converted"), encoder_preset="unused-with-init", lexicon_dim=4, jit=False)
     trainer = Trainer(cfg)
     trainer._setup()
     word = trainer.model.encoder.embeddings.word_embeddings.numpy()
@@ -90,7 +90,7 @@ def test_convert_then_train_from_the_converted_encoder(msra_slice, tmp_path, voc
 
 def test_train_init_reads_a_published_checkpoint_and_its_vocab_directly(msra_slice, tmp_path, vocab_path):
     tensors = write_tiny_google_albert(tmp_path / "src", vocab_path, seed=5)
-    data = msra_slice(8)
+    data = msra_slice(8, max_chars=30)
     code = main(["train", "--train-file", str(data), "--dev-file", str(data), "--init", str(tmp_path / "src"),
                  "--output-dir", str(tmp_path / "run"), "--epochs", "1", "--lstm-units", "8", "--max-seq-len", "64",
                  "--batch-size", "4", "--jit", "false"])

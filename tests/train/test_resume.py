@@ -27,11 +27,11 @@ def _snapshot(out: Path):
 
 @pytest.fixture(scope="module")
 def one_epoch_run(tmp_path_factory, msra_dir, vocab_path):
-    """A finished 1-epoch run (seed 1, batch 4) on 8 MSRA sentences, its data and its config."""
+    """A finished 1-epoch run (seed 1, batch 4) on 8 short MSRA sentences (PER and LOC), its data and its config."""
     from tests.train.conftest import write_slice
 
     root = tmp_path_factory.mktemp("resume")
-    data = write_slice(msra_dir / "train.txt", root / "train.txt", 8)
+    data = write_slice(msra_dir / "train.txt", root / "train.txt", 8, max_chars=30)
     cfg = tiny_config(data, root / "run", vocab_path, seed=1, jit=False)
     steps = train(cfg)["steps"]
     return root, data, cfg, steps
@@ -94,20 +94,21 @@ def _epoch_losses(text):
 
 def test_stop_and_resume_with_dropout_equals_the_uninterrupted_run(msra_slice, tmp_path, vocab_path, capsys):
     data = msra_slice(24)
-    # Dropout everywhere: encoder (0.1), features (0.2), head (0.3). 18 train sentences -> 7 batches per epoch.
+    # Dropout everywhere: encoder (0.1), features (0.2), head (0.3). 18 train sentences -> 12 batches of windows per
+    # epoch; max_seq_len 32 is one bucket, so XLA compiles one program per step function (two buckets took twice).
     common = dict(epochs=2, dev_file=None, dev_fraction=0.25, encoder_dropout=0.1, input_dropout=0.2,
-                  head_dropout=0.3, lexicon_dim=4, checkpoint_every=100000)
+                  head_dropout=0.3, lexicon_dim=4, checkpoint_every=100000, max_seq_len=32)
     expected = train(tiny_config(data, tmp_path / "straight", vocab_path, **common))
     straight_losses = _epoch_losses(capsys.readouterr().out)
 
     cfg = tiny_config(data, tmp_path / "resumed", vocab_path, **common)
-    with pytest.raises(TrainingInterrupted):
-        SignalledTrainer(cfg, at=10).run()  # epoch 2, batch 3: the checkpoint is written at that step
+    with pytest.raises(TrainingInterrupted, match="at epoch 2, batch 3: checkpoint saved"):
+        SignalledTrainer(cfg, at=15).run()  # the checkpoint is written at that step
     first = capsys.readouterr().out
     results = train(cfg)
     resumed_losses = _epoch_losses(first + capsys.readouterr().out)
 
-    assert results["steps"] == expected["steps"] == 14
+    assert results["steps"] == expected["steps"] == 24
     assert resumed_losses == pytest.approx(straight_losses, abs=2e-4)  # printed with 4 decimals
     assert results["dev"]["f1"] == expected["dev"]["f1"]
     a, b = load_model(tmp_path / "straight")[0], load_model(tmp_path / "resumed")[0]

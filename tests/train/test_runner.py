@@ -274,30 +274,36 @@ def test_a_float16_overflow_skips_the_update_and_halves_the_scale():
 
 # ---- a checkpoint written by the loop before the split ------------------------------------------------------------
 OLD_COMMIT = "a81c8cb4660ecc5de39f0d391a4635188720ebf0"  # the last commit with the single-file loop
+RUN_MARK = "=== old loop run"  # printed before each run of OLD_RUN, with its index
 OLD_RUN = """import json, os, signal, sys
 import albert_ner.train.loop
 from albert_ner.config import TrainConfig
 from albert_ner.train.loop import Trainer, TrainingInterrupted
 print("loop:", albert_ner.train.loop.__file__, flush=True)
-cfg, at = TrainConfig(**json.loads(sys.argv[1])), int(sys.argv[2])
 
 class Signalled(Trainer):
+    def __init__(self, cfg, at):
+        super().__init__(cfg)
+        self.at = at
+
     def _setup(self):
         super()._setup()
         step, calls = self.train_step, [0]
 
         def signalled(batch):
             calls[0] += 1
-            if calls[0] == at:
+            if calls[0] == self.at:
                 os.kill(os.getpid(), signal.SIGTERM)
             return step(batch)
         self.train_step = signalled
 
-try:
-    Signalled(cfg).run()
-except TrainingInterrupted as exc:
-    print("interrupted:", exc, flush=True)
-"""
+for i, (config, at) in enumerate(json.loads(sys.argv[1])):
+    print(RUN_MARK, i, flush=True)
+    try:
+        Signalled(TrainConfig(**config), at).run()
+    except TrainingInterrupted as exc:
+        print("interrupted:", exc, flush=True)
+""".replace("RUN_MARK", repr(RUN_MARK))
 
 
 def _old_code(dest: Path) -> Path:
@@ -314,13 +320,18 @@ def _old_code(dest: Path) -> Path:
     return dest
 
 
-def _run_old(old: Path, cfg, at: int) -> str:
+def _run_old(old: Path, runs) -> list:
+    """The stdout of each (config, SIGTERM at step; 0: never) run, one after another in one process of the old code
+    (one TensorFlow start for all of them)."""
     env = dict(os.environ, PYTHONPATH=str(old), TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, str(old / "old_run.py"), json.dumps(dataclasses.asdict(cfg)), str(at)],
-                          cwd=old, env=env, capture_output=True, text=True, timeout=600)
+    argv = json.dumps([[dataclasses.asdict(cfg), at] for cfg, at in runs])
+    proc = subprocess.run([sys.executable, str(old / "old_run.py"), argv], cwd=old, env=env, capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"loop: {old / 'albert_ner'}" in proc.stdout  # the old code ran, not this checkout's
-    return proc.stdout
+    head, *outputs = re.split(rf"^{re.escape(RUN_MARK)} \d+\n", proc.stdout, flags=re.M)
+    assert f"loop: {old / 'albert_ner'}" in head  # the old code ran, not this checkout's
+    assert len(outputs) == len(runs), proc.stdout[-3000:]
+    return outputs
 
 
 def _lines(text: str, what: str):
@@ -338,14 +349,15 @@ def test_a_checkpoint_of_the_old_loop_resumes_under_the_runner(msra_slice, tmp_p
     from tests.train.test_loop import tiny_config
 
     old = _old_code(tmp_path / "old")
-    data = msra_slice(24)
-    # Dropout everywhere and features: 18 train sentences -> 7 batches per epoch; SIGTERM in step 10 (epoch 2).
+    data = msra_slice(24, max_chars=30)
+    # Dropout everywhere and features: 18 short train sentences -> 5 batches (one bucket) per epoch; SIGTERM in
+    # step 8 (epoch 2).
     common = dict(epochs=2, dev_file=None, dev_fraction=0.25, encoder_dropout=0.1, input_dropout=0.2,
                   head_dropout=0.3, lexicon_dim=4, checkpoint_every=100000, log_every=1, jit=False)
-    straight_out = _run_old(old, tiny_config(data, tmp_path / "straight", vocab_path, **common), 0)
     cfg = tiny_config(data, tmp_path / "resumed", vocab_path, **common)
-    first = _run_old(old, cfg, 10)
-    assert "interrupted: signal 15 at epoch 2, batch 3" in first
+    straight_out, first = _run_old(old, [(tiny_config(data, tmp_path / "straight", vocab_path, **common), 0),
+                                         (cfg, 8)])
+    assert "interrupted" not in straight_out and "interrupted: signal 15 at epoch 2, batch 3" in first
     ckpt = tmp_path / "resumed" / "checkpoints"
     record = json.loads((ckpt / "run.json").read_text())
     old_variables = tf.train.list_variables(str(ckpt))
@@ -355,7 +367,7 @@ def test_a_checkpoint_of_the_old_loop_resumes_under_the_runner(msra_slice, tmp_p
     second = capsys.readouterr().out
     assert _lines(first, "step") + _lines(second, "step") == _lines(straight_out, "step")
     assert _lines(first, "epoch") + _lines(second, "epoch") == _lines(straight_out, "epoch")
-    assert results["steps"] == 14
+    assert results["steps"] == 10
     after = json.loads((ckpt / "run.json").read_text())
     assert (after["run_id"], after["fingerprint"], after["model_config"]) == (
         record["run_id"], record["fingerprint"], record["model_config"])
