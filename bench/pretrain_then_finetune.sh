@@ -7,10 +7,14 @@
 #
 #   bench/pretrain_then_finetune.sh RUN_DIR continual   # continue m3e-small (needs `albert-ner download m3e-small`)
 #   bench/pretrain_then_finetune.sh RUN_DIR scratch     # the cpu-small preset from random initialisation
-# Env: STEPS (default 2400, about 2 hours of m3e-small steps on a 2-core CPU), SHARED (default ../shared).
+#   bench/pretrain_then_finetune.sh RUN_DIR random      # no pretraining: fine-tune cpu-small from random init,
+#                                                       # the baseline `scratch` is measured against
+# Env: STEPS (default 2400, about 2 hours of m3e-small steps on a 2-core CPU), SHARED (default ../shared),
+# FINETUNE_ARGS (extra `albert-ner train` flags, e.g. "--encoder-lr 2e-4"; give `scratch` and `random` the same).
 set -euo pipefail
-run=${1:?usage: $0 RUN_DIR continual|scratch}
-mode=${2:?usage: $0 RUN_DIR continual|scratch}
+usage="usage: $0 RUN_DIR continual|scratch|random"
+run=${1:?$usage}
+mode=${2:?$usage}
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED:-$here/../shared}
 steps=${STEPS:-2400}
@@ -18,11 +22,17 @@ cli="$here/.venv/bin/albert-ner"
 case $mode in
   continual) encoder=(--init m3e-small --learning-rate 1e-4) ;;
   scratch) encoder=(--encoder-preset cpu-small --vocab-file "$shared/pretrained/vocab.txt" --learning-rate 5e-4) ;;
-  *) echo "mode must be continual or scratch" >&2; exit 2 ;;
+  random) ;;
+  *) echo "mode must be continual, scratch or random" >&2; exit 2 ;;
 esac
+read -r -a finetune_args <<< "${FINETUNE_ARGS:-}"
 mkdir -p "$run"
+if [ "$mode" = random ]; then
+  exec "$cli" train --encoder-preset cpu-small --vocab-file "$shared/pretrained/vocab.txt" --recipe pretrained \
+    --data-dir "$shared/data/msra" --output-dir "$run/ner" --checkpoint-every 200 "${finetune_args[@]}"
+fi
 "$cli" pretrain "$shared"/corpus/zh-*.txt.xz --output-dir "$run/pretrain" "${encoder[@]}" \
   --max-seq-len 128 --batch-size 32 --max-steps "$steps" --epochs 4 --warmup-ratio 0.06 \
   --heldout-fraction 0.01 --eval-batches 50 --checkpoint-every 200 --log-every 50
 "$cli" train --init "$run/pretrain" --recipe pretrained --data-dir "$shared/data/msra" --output-dir "$run/ner" \
-  --checkpoint-every 200
+  --checkpoint-every 200 "${finetune_args[@]}"
