@@ -24,9 +24,11 @@ XLA programs compiled: the child runs with XLA_FLAGS=--xla_dump_to=<temp dir>; X
 (names starting `a_inference`) are counted. (The "Compiled cluster using XLA!" log line is printed once per
 process, so it cannot count.) `traces` is the step tf.function's experimental_get_tracing_count().
 
-N GPUs: tf.distribute.MirroredStrategy over all visible GPUs, global batch = --batch-size x N; the trainer has no
-distributed step yet, so this script runs the trainer's step per replica under strategy.run (the Keras
-optimizers all-reduce the gradients; the clip norm is each replica's own): for throughput only.
+N GPUs: tf.distribute.MirroredStrategy over the first N visible GPUs, global batch = --batch-size x N, run exactly
+as `albert-ner train` runs it on several devices: the step built for the strategy (build_training(strategy=...,
+jit=...): gradients summed over the replicas before one global-norm clip; under XLA only each replica's forward
+and backward pass is compiled) and called through train/distribute.py's distributed_step on the global batch
+split by split_batch, so one update equals one device's on the whole global batch.
 """
 from __future__ import annotations
 
@@ -165,8 +167,6 @@ def plan(args: argparse.Namespace, env: Dict[str, Any]) -> Tuple[List[Dict], Lis
             why = "the cuDNN LSTM kernel is not used under XLA"
         elif g > 1 and n_all < 2:
             why = f"{g} devices asked, {n_all} visible"
-        elif g > 1 and j and args.device == "cpu":
-            why = "XLA under MirroredStrategy compiles per replica on GPUs only (on CPUs it fails)"
         (skipped if why else run).append(dict(v, reason=why) if why else v)
     if not args.quick and n_all < 2 and "N" in args.gpus:
         skipped.append({"name": "*/Ngpu", "reason": f"only {n_all} device visible: N > 1 not run"})
@@ -182,8 +182,9 @@ def build_bilstm_cudnn(units: int):
                                          name="bilstm_cudnn")
 
 
-def make_training(args: argparse.Namespace, variant: Dict[str, Any], total_steps: int):
-    """The model and the train step `albert-ner train` builds for it (runner.build_training); returns the Training."""
+def make_training(args: argparse.Namespace, variant: Dict[str, Any], total_steps: int, strategy=None):
+    """The model and the train step `albert-ner train` builds for it (runner.build_training, for `strategy` when
+    several devices run it); returns the Training. Call it inside the strategy's scope."""
     from albert_ner.config import HeadConfig, ModelConfig
     from albert_ner.model.tagger import NerTagger
     from albert_ner.train.ner_task import NerTrainable
@@ -198,7 +199,8 @@ def make_training(args: argparse.Namespace, variant: Dict[str, Any], total_steps
     model.build_weights()
     return build_training(NerTrainable(model, encoder_lr=5e-5, head_lr=1e-3), seed=args.seed,
                           policy=variant["precision"], clip_norm=1.0, weight_decay=0.01, warmup_steps=1,
-                          total_steps=total_steps)
+                          total_steps=total_steps, strategy=strategy,
+                          jit=bool(variant["jit"]) and strategy is not None)
 
 
 def strategy_for(args: argparse.Namespace, gpus: int):
@@ -216,6 +218,7 @@ def run_child(args: argparse.Namespace) -> Dict[str, Any]:
     """Time one variant (given as JSON in --child); returns its result."""
     import tensorflow as tf
 
+    from albert_ner.train import distribute
     from albert_ner.train.runner import compile_step
 
     variant = json.loads(args.child)
@@ -231,45 +234,32 @@ def run_child(args: argparse.Namespace) -> Dict[str, Any]:
     total = args.warmup + args.steps
     b, t, n = args.batch_size, args.seq_len, variant["gpus"]
     with strategy.scope() if strategy else _nullcontext():
-        training = make_training(args, variant, total)
-    replica_step = compile_step(training.step, variant["jit"])
+        training = make_training(args, variant, total, strategy)
     model = training.trainable.model
     rng = np.random.default_rng(args.seed)
     vocab = model.config.encoder.vocab_size
 
-    def host_batch() -> Dict[str, np.ndarray]:
-        return {"token_ids": rng.integers(1, vocab, (b, t)).astype(np.int32),
-                "lengths": np.full(b, t - 2, np.int32),
-                "labels": rng.integers(0, len(LABELS), (b, t - 2)).astype(np.int32)}
+    def host_batch(rows: int) -> Dict[str, tf.Tensor]:
+        return {"token_ids": tf.constant(rng.integers(1, vocab, (rows, t)).astype(np.int32)),
+                "lengths": tf.constant(np.full(rows, t - 2, np.int32)),
+                "labels": tf.constant(rng.integers(0, len(LABELS), (rows, t - 2)).astype(np.int32))}
 
     if strategy is None:
-        batches = [{k: tf.constant(v) for k, v in host_batch().items()} for _ in range(total)]
-        traced = replica_step
+        batches = [host_batch(b) for _ in range(total)]
+        traced = compile_step(training.step, variant["jit"])
+    else:  # the trainer's multi-device path (runner.Runner: distributed_step over split_batch)
+        dist = distribute.Distribution(strategy, "mirrored", n, 1, 0, True)
+        batches = [distribute.split_batch(dist, host_batch(b * n)) for _ in range(total)]
+        traced = distribute.distributed_step(dist, training.step)
 
-        def step(batch) -> float:
-            return replica_step(batch).loss.numpy()
-    else:
-        def distributed(per_replica: List[Dict[str, np.ndarray]]):
-            return strategy.experimental_distribute_values_from_function(
-                lambda ctx: {k: tf.constant(v) for k, v in per_replica[ctx.replica_id_in_sync_group].items()})
-        batches = [distributed([host_batch() for _ in range(n)]) for _ in range(total)]
-
-        @tf.function
-        def global_step(batch):
-            result = strategy.run(replica_step, args=(batch,))
-            return strategy.reduce(tf.distribute.ReduceOp.MEAN, result.loss, axis=None)
-
-        traced = global_step  # strategy.run calls replica_step's Python function inside it (unless XLA on GPU)
-
-        def step(batch) -> float:
-            return global_step(batch).numpy()
+    def step(batch) -> float:
+        return traced(batch).loss.numpy()
 
     result = time_steps(step, batches, args.warmup)
     finite_losses(result, variant["name"])
     enc, head = model.encoder_variables, model.head_variables
     bilstm = model.bilstm
-    result.update(variant=variant, traces=max(traced.experimental_get_tracing_count(),
-                                               replica_step.experimental_get_tracing_count()),
+    result.update(variant=variant, traces=traced.experimental_get_tracing_count(),
                   global_batch=b * n, samples_per_s=b * n * 1000 / result["ms_mean"],
                   bilstm_layer=None if bilstm is None else type(bilstm.forward_layer).__name__,
                   parameters={"encoder": int(sum(np.prod(v.shape) for v in enc)),
