@@ -342,6 +342,19 @@ def _lines(text: str, what: str):
                       text, re.M)
 
 
+def _assert_same_run(got, expected, loss_tolerance: float = 5e-4):
+    """Metric lines of two runs agree: the same counters and dev F1, losses within `loss_tolerance`."""
+    def parse(line: str):
+        return dict((k.strip(), float(v)) for k, v in (part.split("=") for part in line.split(";")))
+
+    assert len(got) == len(expected) and len(expected) > 0, (got, expected)
+    for g, e in zip(map(parse, got), map(parse, expected)):
+        assert g.keys() == e.keys(), (g, e)
+        for key in e:
+            tolerance = loss_tolerance if key.endswith("loss") else 0.0
+            assert g[key] == pytest.approx(e[key], abs=tolerance), (key, g, e)
+
+
 @pytest.mark.slow
 def test_a_checkpoint_of_the_old_loop_resumes_under_the_runner(msra_slice, tmp_path, vocab_path, capsys):
     from albert_ner.model.store import load_model
@@ -365,8 +378,11 @@ def test_a_checkpoint_of_the_old_loop_resumes_under_the_runner(msra_slice, tmp_p
     capsys.readouterr()
     results = train(cfg)  # the new code, resuming the old code's checkpoint
     second = capsys.readouterr().out
-    assert _lines(first, "step") + _lines(second, "step") == _lines(straight_out, "step")
-    assert _lines(first, "epoch") + _lines(second, "epoch") == _lines(straight_out, "epoch")
+    # The same steps on the same batches with the same dropout masks: equal losses up to float32 rounding (the
+    # old and the new code order a few float ops differently, which can flip the printed 4th decimal; another
+    # batch or mask moves the loss by far more).
+    _assert_same_run(_lines(first, "step") + _lines(second, "step"), _lines(straight_out, "step"))
+    _assert_same_run(_lines(first, "epoch") + _lines(second, "epoch"), _lines(straight_out, "epoch"))
     assert results["steps"] == 10
     after = json.loads((ckpt / "run.json").read_text())
     assert (after["run_id"], after["fingerprint"], after["model_config"]) == (
