@@ -30,22 +30,5 @@ mkdir -p "$run"
   --output-dir "$run/hf" --epochs "$epochs" --lr "$lr" --batch-size 32 --max-seq-len 128 \
   --max-train-sentences "$max_train" --threads "$threads" "${hf_args[@]}"
 
-"$py" - "$run" <<'EOF'
-import json, sys
-from pathlib import Path
-
-run = Path(sys.argv[1])
-ours = json.loads((run / "ours" / "eval_results.json").read_text(encoding="utf-8"))
-hf = json.loads((run / "hf" / "results.json").read_text(encoding="utf-8"))
-rows = [("albert-ner (m3e-small + BiLSTM-CRF)", ours["test"], ours["train_samples_per_sec"]),
-        (f"HF {hf['model_class']} (m3e-small + linear)", hf["test"], hf["train"]["samples_per_s"])]
-print("| side | test P | test R | test F1 | F1 LOC / ORG / PER | train samples/s |")
-print("|---|---|---|---|---|---|")
-for name, t, speed in rows:
-    per = " / ".join(f"{t['per_type'][k]['f1']:.4f}" if k in t["per_type"] else "-" for k in ("LOC", "ORG", "PER"))
-    print(f"| {name} | {t['precision']:.4f} | {t['recall']:.4f} | **{t['f1']:.4f}** | {per} | {speed:.1f} |")
-print(f"# our train step: {rows[0][2] / rows[1][2]:.2f}x HF's samples/s; test F1 {rows[0][1]['f1'] - rows[1][1]['f1']:+.4f}")
-(run / "pair.json").write_text(json.dumps({"ours": {"test": ours["test"], "train_samples_per_sec": rows[0][2]},
-                                           "hf": {"test": hf["test"], "train_samples_per_sec": rows[1][2]}},
-                                          indent=1), encoding="utf-8")
-EOF
+"$py" "$here/bench/result_rows.py" --compare --json-out "$run/pair.json" \
+  "albert-ner (m3e-small + BiLSTM-CRF)=$run/ours" "HF BertForTokenClassification (m3e-small + linear)=$run/hf"

@@ -22,18 +22,5 @@ for v in "${variants[@]}"; do
     --checkpoint-every 200 "${flags[@]}" "${extra[@]}"
 done
 
-"$here/.venv/bin/python" - "$run" "${variants[@]}" <<'EOF'
-import json, sys
-from pathlib import Path
-
-run = Path(sys.argv[1])
-print("| variant | flags | dev F1 (best epoch) | test P | test R | test F1 | test F1 LOC / ORG / PER | train samples/s |")
-print("|---|---|---|---|---|---|---|---|")
-for v in sys.argv[2:]:
-    name, flags = v.split(":", 1)
-    r = json.loads((run / name / "eval_results.json").read_text(encoding="utf-8"))
-    t = r["test"]
-    per = " / ".join(f"{t['per_type'][k]['f1']:.4f}" if k in t["per_type"] else "-" for k in ("LOC", "ORG", "PER"))
-    print(f"| {name} | `{flags or '(recipe)'}` | {r['dev']['f1']:.4f} ({r['best_epoch']}) | {t['precision']:.4f} | "
-          f"{t['recall']:.4f} | **{t['f1']:.4f}** | {per} | {r['train_samples_per_sec']:.1f} |")
-EOF
+"$here/.venv/bin/python" "$here/bench/result_rows.py" "full (recipe)=$run/full" \
+  "no BiLSTM (--lstm-units 0)=$run/no-bilstm" "no word boundaries (--lexicon-dim 0)=$run/no-word-boundaries"

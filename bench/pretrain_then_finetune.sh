@@ -19,20 +19,22 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED:-$here/../shared}
 steps=${STEPS:-2400}
 cli="$here/.venv/bin/albert-ner"
+small=(--encoder-preset cpu-small --vocab-file "$shared/pretrained/vocab.txt")  # `scratch` and `random`
 case $mode in
   continual) encoder=(--init m3e-small --learning-rate 1e-4) ;;
-  scratch) encoder=(--encoder-preset cpu-small --vocab-file "$shared/pretrained/vocab.txt" --learning-rate 5e-4) ;;
+  scratch) encoder=("${small[@]}" --learning-rate 5e-4) ;;
   random) ;;
   *) echo "mode must be continual, scratch or random" >&2; exit 2 ;;
 esac
 read -r -a finetune_args <<< "${FINETUNE_ARGS:-}"
 mkdir -p "$run"
-if [ "$mode" = random ]; then
-  exec "$cli" train --encoder-preset cpu-small --vocab-file "$shared/pretrained/vocab.txt" --recipe pretrained \
-    --data-dir "$shared/data/msra" --output-dir "$run/ner" --checkpoint-every 200 "${finetune_args[@]}"
+if [ "$mode" = random ]; then  # the same encoder as `scratch`, not pretrained
+  start=("${small[@]}")
+else
+  "$cli" pretrain "$shared"/corpus/zh-*.txt.xz --output-dir "$run/pretrain" "${encoder[@]}" \
+    --max-seq-len 128 --batch-size 32 --max-steps "$steps" --epochs 4 --warmup-ratio 0.06 \
+    --heldout-fraction 0.01 --eval-batches 50 --checkpoint-every 200 --log-every 50
+  start=(--init "$run/pretrain")
 fi
-"$cli" pretrain "$shared"/corpus/zh-*.txt.xz --output-dir "$run/pretrain" "${encoder[@]}" \
-  --max-seq-len 128 --batch-size 32 --max-steps "$steps" --epochs 4 --warmup-ratio 0.06 \
-  --heldout-fraction 0.01 --eval-batches 50 --checkpoint-every 200 --log-every 50
-"$cli" train --init "$run/pretrain" --recipe pretrained --data-dir "$shared/data/msra" --output-dir "$run/ner" \
+"$cli" train "${start[@]}" --recipe pretrained --data-dir "$shared/data/msra" --output-dir "$run/ner" \
   --checkpoint-every 200 "${finetune_args[@]}"
