@@ -113,6 +113,18 @@ class TrainState(tf.Module):
         self.epoch_loss_batches = tf.Variable(0, dtype=tf.int64, trainable=False)
 
 
+class TrainTiming(tf.Module):
+    """Seconds, rows and tokens of a run's timed train steps over all its processes (each process's first,
+    compiling step left out): checkpointed, so a resumed run, or a finished one run again, reports the speed of
+    its whole training. Its own checkpoint key, so checkpoints written before it existed still restore."""
+
+    def __init__(self):
+        super().__init__(name="train_timing")
+        self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self.rows = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.tokens = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+
 @dataclasses.dataclass(frozen=True)
 class ParamGroup:
     """Variables trained by one AdamW at one peak learning rate; checkpointed as `<name>_optimizer`."""
@@ -271,17 +283,21 @@ class Training:
     state: TrainState
     loss_scale: Optional[DynamicLossScale]
     step: Callable[[Batch], StepResult]  # a pure function of the batch: compile it, or run it per replica
+    timing: TrainTiming = dataclasses.field(default_factory=TrainTiming)
 
     @property
     def iterations(self) -> tf.Variable:
         """The step counter (every group's optimizer steps together)."""
         return self.optimizers[self.groups[0].name].iterations
 
-    def checkpoint(self) -> tf.train.Checkpoint:
-        """model, `<group>_optimizer` per group, state and (float16) loss_scale."""
+    def checkpoint(self, timing: bool = True) -> tf.train.Checkpoint:
+        """model, `<group>_optimizer` per group, state, timing (unless told not: to restore a checkpoint written
+        before it existed) and (float16) loss_scale."""
         tracked: Dict[str, Any] = dict(model=self.trainable.model)
         tracked.update({f"{name}_optimizer": opt for name, opt in self.optimizers.items()})
         tracked["state"] = self.state
+        if timing:
+            tracked["timing"] = self.timing
         if self.loss_scale is not None:
             tracked["loss_scale"] = self.loss_scale
         return tf.train.Checkpoint(**tracked)
@@ -345,6 +361,7 @@ def build_training(trainable: Trainable, *, seed: int, policy: str, clip_norm: f
         with tf.variable_creator_scope(_first_replica_aggregation):
             loss_scale = DynamicLossScale() if policy == "mixed_float16" else None
             state = TrainState()
+            timing = TrainTiming()
     variables = [v for g in groups for v in g.variables]
     bounds = np.cumsum([0] + [len(g.variables) for g in groups])
 
@@ -408,7 +425,7 @@ def build_training(trainable: Trainable, *, seed: int, policy: str, clip_norm: f
             trainable.after_update()
         return StepResult(loss, norm, finite, metrics)
 
-    return Training(trainable, groups, optimizers, state, loss_scale, step)
+    return Training(trainable, groups, optimizers, state, loss_scale, step, timing)
 
 
 def _rows(batch: Batch) -> int:
@@ -537,7 +554,12 @@ class Runner:
         s, ckpt_dir, dist = self.settings, self.out / CHECKPOINT_DIR, self.dist
         if self.run_record is not None:
             latest = tf.train.latest_checkpoint(str(ckpt_dir))
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            if any(name.startswith("timing/") for name, _ in tf.train.list_variables(latest)):
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+            else:
+                self.training.checkpoint(timing=False).restore(latest).assert_existing_objects_matched()
+                log.info("%s predates the checkpointed step timing: train speed counts this process's steps only",
+                         latest)
             saved_epochs = self.run_record.get("epochs")
             if saved_epochs is not None and saved_epochs != s.epochs:
                 log.warning("resuming with --epochs %d (the checkpoint's run had %d): the learning-rate schedule "
@@ -573,7 +595,7 @@ class Runner:
         s, state, dist = self.settings, self.state, self.dist
         writer = (tf.summary.create_file_writer(str(self.out / TENSORBOARD_DIR)) if dist.is_chief
                   else tf.summary.create_noop_writer())
-        speed = _Speed()
+        speed = _Speed(self.training.timing)
         per_replica = None
         from tqdm import tqdm
 
@@ -686,20 +708,24 @@ class Runner:
 
 
 class _Speed:
-    """Rows and tokens per second of this process's train steps, leaving out its first (compiling) step."""
+    """Rows and tokens per second of the run's train steps, leaving out each process's first (compiling) step;
+    the totals live in the checkpointed TrainTiming, so they span resumes."""
 
-    def __init__(self):
-        self.steps, self.seconds, self.rows, self.tokens = 0, 0.0, 0, 0
+    def __init__(self, timing: TrainTiming):
+        self.timing = timing
+        self.process_steps = 0
 
     def add(self, seconds: float, rows: int, tokens: int) -> None:
-        self.steps += 1
-        if self.steps > 1:
-            self.seconds += seconds
-            self.rows += rows
-            self.tokens += tokens
+        self.process_steps += 1
+        if self.process_steps > 1:
+            self.timing.seconds.assign_add(seconds)
+            self.timing.rows.assign_add(rows)
+            self.timing.tokens.assign_add(tokens)
 
     def samples_per_sec(self) -> Optional[float]:
-        return self.rows / self.seconds if self.seconds else None
+        seconds = float(self.timing.seconds.numpy())
+        return int(self.timing.rows.numpy()) / seconds if seconds else None
 
     def tokens_per_sec(self) -> Optional[float]:
-        return self.tokens / self.seconds if self.seconds else None
+        seconds = float(self.timing.seconds.numpy())
+        return int(self.timing.tokens.numpy()) / seconds if seconds else None

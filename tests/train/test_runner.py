@@ -1,6 +1,7 @@
 """The generic runner with a tiny fake task (linear regression): it learns, prints the task's metrics in step
-lines and TensorBoard, checkpoints on SIGTERM and resumes at the exact batch, calls the gradient hook, stops on
-patience, refuses another run's checkpoint; and a checkpoint of the loop before the split resumes under it."""
+lines and TensorBoard, checkpoints on SIGTERM and resumes at the exact batch, reports the train speed of the whole
+run across resumes, calls the gradient hook, stops on patience, refuses another run's checkpoint; and checkpoints of
+older code (the loop before the split, the runner before the step timing) resume under it."""
 import dataclasses
 import io
 import json
@@ -19,8 +20,8 @@ import tensorflow as tf
 
 from albert_ner.model.noise import SeededDropout
 from albert_ner.train.fingerprint import ResumeMismatch
-from albert_ner.train.runner import (EpochEval, ParamGroup, Runner, RunSettings, Task, Trainable, TrainingInterrupted,
-                                     build_training)
+from albert_ner.train.runner import (EpochEval, ParamGroup, Runner, RunSettings, Task, Trainable, Training,
+                                     TrainingInterrupted, build_training)
 
 ROOT = Path(__file__).resolve().parents[2]
 DIM, ROWS, BATCH = 4, 64, 8  # 8 batches per epoch
@@ -168,7 +169,7 @@ def test_the_runner_learns_and_logs_the_tasks_metrics(tmp_path, capsys):
     assert scalars["train/bias_lr"][0][1] == pytest.approx(0.1 * (1 - 1 / 24))
     assert [s for s, _ in scalars["dev/mse"]] == [8, 16, 24]
     names = {n.split("/")[0] for n, _ in tf.train.list_variables(str(tmp_path / "run" / "checkpoints"))}
-    assert names == {"model", "weights_optimizer", "bias_optimizer", "state", "save_counter",
+    assert names == {"model", "weights_optimizer", "bias_optimizer", "state", "timing", "save_counter",
                      "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
 
@@ -199,6 +200,41 @@ def test_sigterm_mid_epoch_checkpoints_and_the_resume_equals_the_uninterrupted_r
     lines = first + capsys.readouterr().out  # epoch number, train loss and dev MSE as printed
     assert EPOCH_LINE.findall(lines) == EPOCH_LINE.findall(straight_out)
     assert [s[:2] for s in STEP_LINE.findall(lines)] == [s[:2] for s in STEP_LINE.findall(straight_out)]
+
+
+def _timed_rows(out: Path) -> int:
+    reader = tf.train.load_checkpoint(str(out / "checkpoints"))
+    return int(reader.get_tensor("timing/rows/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def test_the_speed_spans_resumes_and_a_finished_run_run_again_keeps_it(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        Runner(LinearTask(signal_at=(1, 2)), settings(out)).run()
+    assert _timed_rows(out) == 10 * BATCH  # 11 steps, the first (compiling) one untimed
+    resumed = Runner(LinearTask(), settings(out)).run()
+    assert resumed["steps"] == 24 and _timed_rows(out) == 22 * BATCH  # 13 more, again without the first
+    again = Runner(LinearTask(), settings(out)).run()  # trains no step: evaluates and reports only
+    assert again["steps"] == 24 and again["train_samples_per_sec"] is not None
+    assert again["train_samples_per_sec"] == resumed["train_samples_per_sec"]
+    assert again["train_tokens_per_sec"] == resumed["train_tokens_per_sec"]
+
+
+def test_a_checkpoint_written_before_the_step_timing_resumes(tmp_path, monkeypatch, caplog):
+    out = tmp_path / "run"
+    straight = Runner(LinearTask(), settings(tmp_path / "straight")).run()
+    checkpoint = Training.checkpoint
+    with monkeypatch.context() as patch:  # the code before TrainTiming: no `timing` in the checkpoint
+        patch.setattr(Training, "checkpoint", lambda self, timing=True: checkpoint(self, timing=False))
+        with pytest.raises(TrainingInterrupted):
+            Runner(LinearTask(signal_at=(1, 2)), settings(out)).run()
+    names = {n.split("/")[0] for n, _ in tf.train.list_variables(str(out / "checkpoints"))}
+    assert "timing" not in names and "state" in names
+    with caplog.at_level("INFO", logger="albert_ner.train.runner"):
+        resumed = Runner(LinearTask(), settings(out)).run()
+    assert "predates the checkpointed step timing" in caplog.text
+    assert resumed["steps"] == 24 and _timed_rows(out) == 12 * BATCH  # this process's steps only
+    np.testing.assert_array_equal(resumed["kernel"], straight["kernel"])
 
 
 def test_the_gradient_hook_is_applied(tmp_path):
@@ -387,7 +423,10 @@ def test_a_checkpoint_of_the_old_loop_resumes_under_the_runner(msra_slice, tmp_p
     after = json.loads((ckpt / "run.json").read_text())
     assert (after["run_id"], after["fingerprint"], after["model_config"]) == (
         record["run_id"], record["fingerprint"], record["model_config"])
-    assert tf.train.list_variables(str(ckpt)) == old_variables  # the same object graph, names and shapes
+    # The same object graph, names and shapes, plus the step timing the new code checkpoints.
+    timing = [(f"timing/{name}/.ATTRIBUTES/VARIABLE_VALUE", []) for name in ("rows", "seconds", "tokens")]
+    assert tf.train.list_variables(str(ckpt)) == sorted(old_variables + timing)
+    assert results["train_samples_per_sec"] > 0  # the steps of the resuming process
     old_results = json.loads((tmp_path / "straight" / "eval_results.json").read_text())
     new_results = json.loads((tmp_path / "resumed" / "eval_results.json").read_text())
     added = ("batch_size_per_replica", "replicas", "workers", "global_batch_size")  # the runner's distribution
