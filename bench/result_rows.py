@@ -37,7 +37,7 @@ def markdown(rows: List[Tuple[str, Dict[str, Any]]]) -> str:
         t = r["test"]
         per = " / ".join(f"{t['per_type'][k]['f1']:.4f}" if k in t["per_type"] else "-" for k in TYPES)
         best = f" ({r['best_epoch']})" if r["best_epoch"] is not None else ""
-        speed = r["train_samples_per_sec"]  # None when the last process trained no steps (a rerun of a finished run)
+        speed = r["train_samples_per_sec"]  # None in a rerun of a finished run by code before the timing checkpoint
         lines.append(f"| {label} | {r['dev']['f1']:.4f}{best} | {t['precision']:.4f} | {t['recall']:.4f} | "
                      f"**{t['f1']:.4f}** | {per} | {'-' if speed is None else f'{speed:.1f}'} |")
     return "\n".join(lines)

@@ -283,7 +283,7 @@ class Training:
     state: TrainState
     loss_scale: Optional[DynamicLossScale]
     step: Callable[[Batch], StepResult]  # a pure function of the batch: compile it, or run it per replica
-    timing: TrainTiming = dataclasses.field(default_factory=TrainTiming)
+    timing: TrainTiming
 
     @property
     def iterations(self) -> tf.Variable:
@@ -723,9 +723,11 @@ class _Speed:
             self.timing.tokens.assign_add(tokens)
 
     def samples_per_sec(self) -> Optional[float]:
-        seconds = float(self.timing.seconds.numpy())
-        return int(self.timing.rows.numpy()) / seconds if seconds else None
+        return self._per_second(self.timing.rows)
 
     def tokens_per_sec(self) -> Optional[float]:
+        return self._per_second(self.timing.tokens)
+
+    def _per_second(self, count: tf.Variable) -> Optional[float]:
         seconds = float(self.timing.seconds.numpy())
-        return int(self.timing.tokens.numpy()) / seconds if seconds else None
+        return int(count.numpy()) / seconds if seconds else None

@@ -40,7 +40,8 @@ def test_rows_from_both_sides_and_the_comparison(tmp_path, capsys):
 
 
 def test_a_run_whose_last_process_trained_no_steps_has_no_speed(tmp_path, capsys):
-    """Re-running a finished `albert-ner train` evaluates only and records train_samples_per_sec None."""
+    """Before the step timing was checkpointed, re-running a finished `albert-ner train` recorded
+    train_samples_per_sec None; such files still print."""
     (tmp_path / "eval_results.json").write_text(json.dumps({
         "dev": _report(0.8, {}), "test": _report(0.7, {}), "best_epoch": 1, "train_samples_per_sec": None}))
     assert _module().main(["--compare", f"ours={tmp_path}", f"again={tmp_path}"]) == 0
